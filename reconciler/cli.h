@@ -1,0 +1,14 @@
+/* cli.h - the `reeve` subcommands. Each returns the process exit code;
+ * only main() exits. */
+#ifndef REEVE_CLI_H
+#define REEVE_CLI_H
+
+struct cli_command {
+    const char *name;
+    const char *summary; /* one line for `reeve --help` */
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+int cmd_validate(int argc, char **argv);
+
+#endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian packages reeve needs to build and test, skipping those
+# already present. Idempotent; safe to run on every `make`.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git clang
+  libgit2-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+  libsqlite3-dev libuv1-dev libh2o-dev libzstd-dev libcmocka-dev
+  libpq-dev libmariadb-dev
+  python3 lighttpd
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+# Node.js and npm run test peers (ajv-cli); the machine image may ship its own.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
