@@ -7,6 +7,12 @@
  * scan of the same text. Input is hostile until proven otherwise: every
  * limit of limits.h is enforced and every failure becomes a diagnostic with
  * file:line:col, never a crash or a hang.
+ *
+ * A node's position is that of its first character, node properties
+ * included: `a: &x {b: 1}` puts the mapping at the '&'. An alias expands to
+ * a copy of the anchored subtree whose root carries the alias's position.
+ * Strings never contain a NUL byte (a "\0" escape is refused), so str.s is
+ * also a usable C string. Whole-file problems (size, unreadable) have line 0.
  */
 #ifndef REEVE_DOC_H
 #define REEVE_DOC_H
@@ -79,7 +85,10 @@ const struct doc_pair *doc_map_get_pair(const struct doc_node *map, const char *
 /* "string", "integer", "number", "boolean", "null", "object", "array" —
  * JSON Schema's words, so messages read the same as the schema. */
 const char *doc_kind_name(enum doc_kind kind);
-/* Convert to jansson (for --json output and canonical digests). */
+/* Convert to jansson (for --json output and canonical digests). JSON has no
+ * infinities or NaN: those floats become the strings ".inf", "-.inf" and
+ * ".nan". Returns NULL only when out of memory (or for a hand-built tree that
+ * is not valid: a non-string key, invalid UTF-8). */
 json_t *doc_to_json(const struct doc_node *n);
 
 #endif

@@ -1,4 +1,5 @@
 /* main.c - `reeve`: the command-line entry point. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 static const struct cli_command commands[] = {
     {"validate", "check specs and policies; exit 0 valid, 1 invalid, 2 usage or I/O error",
      cmd_validate},
+    {"plan", "show the actions that would make the fleet match the specs; exit 0/1/2", cmd_plan},
 };
 
 static void usage(FILE *out)
@@ -28,6 +30,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* A peer that hangs up must cost one failed write, not the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

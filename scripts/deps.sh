@@ -5,10 +5,12 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git clang
+  libclang-rt-dev   # ASan/UBSan and libFuzzer runtimes for make test-asan (only recommended by clang)
   libgit2-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libuv1-dev libh2o-dev libzstd-dev libcmocka-dev
   libpq-dev libmariadb-dev
   python3 lighttpd
+  time hyperfine
 )
 
 missing=()

@@ -1,12 +1,20 @@
 /* schema.h - validate document trees against reeve's JSON Schemas.
  *
- * The schemas in specs-schema/*.schema.json are embedded in the binary and
+ * The schemas in specs-schema/ (*.schema.json) are embedded in the binary and
  * interpreted here (a JSON Schema 2020-12 subset: type, properties, required,
  * additionalProperties, enum, const, minimum/maximum, minLength/maxLength,
  * pattern, format, items, minItems/maxItems, uniqueItems, $ref/$defs, allOf,
  * oneOf/anyOf, if/then/else, dependentRequired, default). One source of
  * truth: `reeve validate` and any JSON Schema validator agree by
  * construction, and the conformance test proves it with ajv.
+ *
+ * Also understood: not, propertyNames, min/maxProperties, exclusiveMinimum/
+ * exclusiveMaximum, boolean schemas, format "date-time" (RFC 3339, real
+ * calendar days), "$comment" next to a "pattern" (the words the message uses
+ * for what the pattern expects) and "writeOnly" (the value may be a secret:
+ * messages do not quote it unless it starts with a scheme the pattern
+ * names). Any other keyword makes schema_parse() fail, so nothing in a
+ * schema is silently ignored. specs-schema/README.md lists the messages.
  */
 #ifndef REEVE_SCHEMA_H
 #define REEVE_SCHEMA_H
@@ -42,9 +50,18 @@ void schema_free(struct schema *s);
  * suggestion when a known field is close. Returns the number of errors added. */
 size_t schema_validate(const struct schema *s, const struct doc_node *n, const char *file,
                        const char *path_prefix, struct diag_list *diags);
+/* Position and path conventions of those errors: a value's error is at the
+ * value; an unknown field's at its key, with the key in the path; a missing
+ * field's at the object, with the object's path; a field an if/then requires
+ * ("pitr.enabled requires a 'backup' section") at the value that made the
+ * "if" true. Keys that are not plain words are quoted in paths:
+ * metadata.labels["app.kubernetes.io/name"]. A node gets at most one error.
+ * Validation only reads s, so after schema_get() it is safe from any thread. */
 
 /* The "default" the schema declares at a dotted field path below the root
- * (e.g. "spec.instances"), or NULL. Borrowed from the schema. */
+ * (e.g. "spec.instances"), or NULL. Borrowed from the schema. $refs, allOf
+ * and additionalProperties are followed; "[]" (or "[3]") steps into array
+ * items: "spec.users[].roles". */
 const json_t *schema_default(const struct schema *s, const char *field_path);
 
 #endif

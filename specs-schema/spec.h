@@ -34,6 +34,7 @@ struct spec_user {
     char **roles;
     size_t nroles;
     char *password_ref; /* "sealed:<base64>", "env:NAME" or "file:PATH"; never clear text */
+    struct spec_pos pos; /* the user's name */
 };
 
 enum spec_bootstrap_kind { SPEC_BOOTSTRAP_INITDB, SPEC_BOOTSTRAP_FROM_BACKUP };
@@ -106,6 +107,23 @@ struct spec_cluster {
     /* SHA-256 (hex) of the canonical JSON of metadata+spec: equal digests
      * mean equal desired state. */
     char digest[65];
+
+    /* Where fields were written, for diagnostics. field_prefix is the field
+     * path of the spec body: "spec", or "resource.reeve_database_cluster.<label>"
+     * for Terraform JSON; name_path is "metadata.name" or that same prefix.
+     * A position with line 0 means the field was not written (a default
+     * applies); messages about it point at `at.spec`. */
+    char *field_prefix;
+    char *name_path;
+    struct {
+        struct spec_pos spec; /* the `spec` key, or the Terraform block label */
+        struct spec_pos engine, version, provider, region, instances;
+        struct spec_pos cpu, memory_mib, storage_gib;
+        struct spec_pos synchronous;
+        struct spec_pos backup, method, encryption;
+        struct spec_pos pitr; /* pitr.enabled */
+        struct spec_pos deletion_protection;
+    } at;
 };
 
 /* A per-namespace Policy. "*" in namespaces applies to every namespace. */
@@ -119,6 +137,7 @@ struct spec_policy {
     char *file;
     struct spec_pos pos;
     char *name;
+    struct spec_pos name_pos; /* metadata.name */
     char **namespaces;
     size_t nnamespaces;
     struct spec_policy_engine *engines; /* empty = any engine */
@@ -139,6 +158,7 @@ struct spec_set {
     struct spec_policy **policies;
     size_t npolicies;
     size_t nfiles; /* files read */
+    char **files;  /* their display paths, in the order they were read */
 };
 
 void spec_set_init(struct spec_set *set);
@@ -153,15 +173,38 @@ int spec_set_add_buffer(struct spec_set *set, enum spec_file_kind kind, const ch
                         const char *data, size_t len, struct diag_list *diags);
 int spec_set_add_file(struct spec_set *set, enum spec_file_kind kind, const char *fs_path,
                       const char *display_path, struct diag_list *diags);
+/* spec_set_add_file also returns RV_EIO (and adds a diagnostic) when the file
+ * cannot be read or is not a regular file; a file over RV_SPEC_FILE_MAX is an
+ * error diagnostic (return 0). Format by name: *.tf.json is Terraform JSON,
+ * other *.json a JSON DatabaseCluster document, anything else YAML.
+ * A document with schema errors adds nothing to the set. A cluster that
+ * passes the schema but fails a semantic check (synchronous >= instances,
+ * a cron range, ...) is added all the same, so that the cross-file and
+ * policy checks still report on it: never act on a set while its
+ * diagnostics hold errors. */
 /* Forget everything that came from display_path (for incremental reloads). */
 void spec_set_remove_file(struct spec_set *set, const char *display_path);
 
+/* Which folder a path belongs to: SPEC_FILE_POLICIES when its nearest
+ * "clusters" or "policies" directory component is "policies", otherwise
+ * SPEC_FILE_CLUSTERS. */
+enum spec_file_kind spec_file_kind_of(const char *path);
+
 /* Walk root for clusters/ ** / *.yaml|*.yml|*.tf.json and policies/ ** / *.yaml|*.yml
  * (hidden entries and symlinks leaving root skipped). A root with neither
- * folder is treated as a folder of cluster files. Returns RV_EIO (err set)
- * when root cannot be read at all. */
+ * folder is treated as a folder of cluster files. Display paths are relative
+ * to root. Returns RV_EIO (err set) when root, or a file found below it,
+ * cannot be read; each such problem is also an error diagnostic, and the
+ * walk reads every other file first. root may also be one file: its kind
+ * comes from spec_file_kind_of() and its display path is root as given. */
 int spec_set_load_dir(struct spec_set *set, const char *root, struct diag_list *diags,
                       struct rv_error *err);
+/* As spec_set_load_dir, but display_root, when not NULL, is put in front
+ * of the paths shown for files found below a directory root ("repo-a" gives
+ * "repo-a/clusters/x.yaml"), and is the display path of a root that is a
+ * file. */
+int spec_set_load_path(struct spec_set *set, const char *root, const char *display_root,
+                       struct diag_list *diags, struct rv_error *err);
 
 /* After all files are loaded: duplicate namespace/name (error), unknown
  * bootstrap.fromBackup.cluster (warning), policy evaluation (error). */
@@ -175,5 +218,8 @@ void spec_set_sort(struct spec_set *set);
 /* Canonical JSON of a cluster as a DatabaseCluster document with defaults
  * filled in (secret references stay references). */
 json_t *spec_cluster_to_json(const struct spec_cluster *c);
+
+void spec_cluster_free(struct spec_cluster *c);
+void spec_policy_free(struct spec_policy *p);
 
 #endif
