@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <limits.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,8 +11,8 @@
 
 #include "err.h"
 
-/* <limits.h> is shadowed by lib/limits.h on the include path; this is INT_MAX. */
-#define CRYPTO_INT_MAX ((size_t)(~0u >> 1))
+/* OpenSSL takes lengths as int. */
+#define CRYPTO_INT_MAX ((size_t)INT_MAX)
 
 int crypto_sha256(uint8_t out[CRYPTO_SHA256_LEN], const void *data, size_t len)
 {

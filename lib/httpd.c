@@ -12,11 +12,6 @@
 #include <unistd.h>
 
 #include <h2o.h>
-/* lib/limits.h shadows the system <limits.h> on the include path, and
- * <openssl/err.h> takes INT_MAX from it. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 

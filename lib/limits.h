@@ -267,4 +267,51 @@ _Static_assert(RV_WEBHOOK_DELIVERY_MAX < RV_ERROR_MSG_MAX, "an id fits in a mess
 _Static_assert(RV_WEBHOOK_REF_MAX < RV_ERROR_MSG_MAX, "a ref fits in a message");
 _Static_assert(RV_WEBHOOK_DEDUP_MAX >= 16, "dedup remembers more than a burst");
 
+/* --- serve (reconciler/config.c, serve.c, reconcile.c, pages.c) --- */
+/* reeve.yaml: a full configuration is under 2 KiB; 64 KiB leaves room for
+ * comments while bounding what a typo (pointing -c at a big file) reads. */
+#define RV_CONFIG_FILE_MAX (64 * 1024)
+/* A secret read from file:PATH (a token, a webhook secret, a password):
+ * tokens are under RV_FORGE_TOKEN_MAX; a larger file is the wrong file. */
+#define RV_CONFIG_SECRET_MAX 4096
+/* Seconds between fetches and between base ticks: a day is already far
+ * longer than anyone waits for a merge to show up. */
+#define RV_CONFIG_INTERVAL_MAX_S (24 * 3600)
+/* Webhook deliveries waiting to be recorded by the next reconcile pass:
+ * a pass takes well under a second, so a few hundred covers any burst;
+ * past it deliveries are answered 503 and the forge retries them. */
+#define RV_SERVE_PENDING_EVENTS_MAX 512
+/* Plan pages being looked up at once (each is a SQLite read off the loop);
+ * more are answered 503 at once instead of queueing without bound. */
+#define RV_SERVE_PAGE_QUEUE_MAX 64
+/* Pull requests reconciled in one pass: bounds how long one pass holds the
+ * worker (and delays a webhook's pass); the rest follow in the next pass. */
+#define RV_SERVE_PULLS_PER_PASS 64
+/* Outbox batches run after one pass: with RV_OUTBOX_BATCH_MAX statuses a
+ * batch this is 500 statuses; the rest wait for the outbox timer. */
+#define RV_SERVE_OUTBOX_BATCHES_MAX 10
+/* Time given to in-flight work at shutdown before it is abandoned: a
+ * status post times out after RV_FORGE_TIMEOUT_MS, and a pass checks for
+ * cancellation between refs and between posts. */
+#define RV_SERVE_SHUTDOWN_MS (RV_FORGE_TIMEOUT_MS + 5000)
+/* A changed-file count above this share of the files at the cached commit
+ * (percent) reloads every file instead of patching the cached set. */
+#define RV_SERVE_RELOAD_PERCENT 50
+/* Actions serialised into JSON per chunk when a plan page is stored: the
+ * whole plan never becomes one JSON tree (a 10,000-cluster plan would take
+ * hundreds of MiB as jansson objects). */
+#define RV_SERVE_JSON_CHUNK_ACTIONS 512
+/* Status descriptions are shortened to the smallest forge limit (GitHub's)
+ * so that every forge shows the same text and the "(+K more)" survives. */
+#define RV_SERVE_STATUS_DESC_MAX RV_FORGE_GITHUB_DESC_MAX
+/* Plan pages older than this are pruned, except the newest of each commit
+ * and any an executor's journal refers to: a month covers the life of
+ * nearly every pull request. */
+#define RV_SERVE_PLAN_KEEP_S (30 * 24 * 3600)
+
+_Static_assert(RV_SERVE_SHUTDOWN_MS > RV_FORGE_TIMEOUT_MS, "shutdown waits for one post");
+_Static_assert(RV_SERVE_RELOAD_PERCENT > 0 && RV_SERVE_RELOAD_PERCENT <= 100, "a percentage");
+_Static_assert(RV_CONFIG_SECRET_MAX >= RV_FORGE_TOKEN_MAX, "a token fits in a secret file");
+_Static_assert(RV_CONFIG_SECRET_MAX >= RV_WEBHOOK_SECRET_MAX, "a webhook secret fits");
+
 #endif

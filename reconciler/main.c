@@ -9,6 +9,8 @@ static const struct cli_command commands[] = {
     {"validate", "check specs and policies; exit 0 valid, 1 invalid, 2 usage or I/O error",
      cmd_validate},
     {"plan", "show the actions that would make the fleet match the specs; exit 0/1/2", cmd_plan},
+    {"serve", "run the GitOps loop: webhooks, statuses on pull requests, plan pages",
+     cmd_serve},
 };
 
 static void usage(FILE *out)

@@ -131,8 +131,14 @@ static const char store_schema_v1[] =
     "CREATE INDEX actions_by_state ON actions (state, next_attempt_at);"
     "CREATE INDEX actions_by_plan ON actions (plan_id);";
 
+/* Migration 2 (reconciler/pages.c): a plan page's text form next to its
+ * JSON, so a page shows the plan without rebuilding it from JSON; plans.json
+ * holds the document GET /plans/<sha>?format=json answers. */
+static const char store_schema_v2[] = "ALTER TABLE plans ADD COLUMN text TEXT NOT NULL DEFAULT '';";
+
 const struct db_migration store_migrations[] = {
     {"initial schema", store_schema_v1},
+    {"plan page text", store_schema_v2},
 };
 const size_t store_migrations_len = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

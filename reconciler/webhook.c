@@ -783,6 +783,8 @@ static void on_hook(struct httpd_req *req, void *payload)
     rc = webhook_verify_and_parse(&ev, r->forge, r->secret, &hd, req->body, req->body_len, &err);
     if (rc < 0) {
         r->stats.rejected++;
+        if (rc == RV_EAUTH)
+            r->stats.unauthorized++;
         log_warn(WEBHOOK_LOG, "%s delivery from %s rejected (%d): %s", fname, req->remote,
                  webhook_http_status(rc), err.msg);
         httpd_respond_text(req, webhook_http_status(rc), err.msg);

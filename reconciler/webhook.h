@@ -134,6 +134,7 @@ struct webhook_route_stats {
     uint64_t ignored;    /* 202, authentic but not used */
     uint64_t duplicates; /* 200, delivery id seen before */
     uint64_t rejected;   /* 4xx */
+    uint64_t unauthorized; /* of rejected: 401, signature or token wrong or missing */
     uint64_t busy;       /* 503, on_event's queue was full */
 };
 

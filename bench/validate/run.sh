@@ -43,9 +43,8 @@ mean_seconds() {
             "$(printf '%q ' "$@")" >/dev/null
         python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.4f %.4f %.4f" % (r["mean"], r["stddev"] or 0, r["min"]))' "$tmp/h.json"
     else
-        local i
         : >"$tmp/times"
-        for i in $(seq 1 "$RUNS"); do
+        for _ in $(seq 1 "$RUNS"); do
             /usr/bin/time -f '%e' -o "$tmp/t" "$@" >/dev/null 2>&1 || true
             cat "$tmp/t" >>"$tmp/times"
         done
@@ -56,9 +55,8 @@ mean_seconds() {
 # cpu_rss CMD...: "CPU_SECONDS RSS_KIB": the least user+system CPU time of 3
 # runs (steadier than wall time on a busy machine) and the largest peak RSS.
 cpu_rss() {
-    local i
     : >"$tmp/cpu"
-    for i in 1 2 3; do
+    for _ in 1 2 3; do
         /usr/bin/time -f '%U %S %M' -o "$tmp/v" "$@" >/dev/null 2>&1 || true
         tail -n 1 "$tmp/v" >>"$tmp/cpu"
     done

@@ -71,7 +71,8 @@ trap 'exit 143' TERM
 
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/reeve-$T_NAME.XXXXXX")
 
-# run CMD...: never fails itself; the caller checks $RUN_RC.
+# run CMD...: never fails itself; the caller checks $RUN_RC, $RUN_OUT, $RUN_ERR.
+# shellcheck disable=SC2034  # read by the scripts that source this file
 run() {
     RUN_RC=0
     "$@" >"$T_TMP/.run.out" 2>"$T_TMP/.run.err" || RUN_RC=$?

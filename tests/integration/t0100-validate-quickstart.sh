@@ -3,6 +3,7 @@
 # validate` exits 0 and prints no diagnostic, from inside the repository and
 # from outside it; `--json` is well-formed and lists exactly the quickstart's
 # clusters and policies.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_env REEVE_BIN REEVE_SOURCE_DIR
 need_cmd python3

@@ -4,6 +4,7 @@
 # and exit with the listed code; a second run prints the same bytes. Hostile
 # inputs (billion laughs, deep nesting, a file over 1 MiB...) must finish
 # within the per-case timeout like any other case.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_env REEVE_BIN REEVE_SOURCE_DIR
 need_cmd timeout diff

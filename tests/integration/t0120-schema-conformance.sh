@@ -15,6 +15,7 @@
 #     accepts every document while reeve still reports it.
 # The peers come from tests/peers (npm ci from the committed lock file); when
 # they cannot be installed this test fails, it never skips.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_env REEVE_BIN REEVE_SOURCE_DIR
 need_cmd node timeout

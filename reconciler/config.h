@@ -1,0 +1,78 @@
+/* config.h - reeve.yaml, the configuration of `reeve serve`.
+ *
+ * The file is parsed with lib/doc (so every node keeps file:line:col),
+ * checked against the embedded specs-schema/config.schema.json, then
+ * converted: defaults filled in, the listen address checked, relative paths
+ * resolved against the file's directory, and secret references (env:NAME,
+ * file:PATH) read. Every problem becomes a diagnostic such as
+ *   reeve.yaml:14:13: error: forge.tokenRef: environment variable
+ *   'REEVE_FORGE_TOKEN' is not set; export it, or use file:PATH
+ * Secrets are held only in the struct, wiped by config_release(), and never
+ * appear in a message.
+ *
+ * docs/configuration.md describes every key.
+ */
+#ifndef REEVE_CONFIG_H
+#define REEVE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "err.h"
+#include "log.h"
+#include "source.h"
+
+struct config {
+    char *path; /* the file as named */
+
+    char *listen;     /* "127.0.0.1:8080" */
+    char *public_url; /* without a trailing '/'; NULL: http://<listen> once bound */
+    char *data_dir;   /* absolute, or relative to the working directory */
+
+    enum log_level log_level;
+    bool log_json;
+
+    struct {
+        char *url; /* as written, or a local path resolved against the file's directory */
+        char *branch;
+        unsigned poll_interval_s; /* 0: webhooks only (and one fetch at start) */
+        enum source_auth auth;
+        char *username; /* NULL: the forge's default */
+        char *secret;   /* resolved token or password; NULL without auth */
+    } repository;
+
+    struct {
+        enum source_forge kind; /* SOURCE_FORGE_NONE: no statuses, no webhooks */
+        char *api_url;
+        char *repository;
+        char *token;          /* resolved; NULL with kind none */
+        char *webhook_secret; /* resolved; NULL: no webhook route */
+    } forge;
+
+    struct {
+        unsigned base_s;
+        unsigned fast_s;
+    } ticks;
+};
+
+void config_init(struct config *c);
+/* Free what c holds, wiping secrets first; c is left initialised. */
+void config_release(struct config *c);
+
+/* Parse len bytes of YAML named path (for messages and for resolving
+ * relative paths). Problems go to diags; the return is 0 when the config
+ * is usable, RV_EINVAL when diags hold errors, RV_ENOMEM, or RV_EINTERNAL
+ * when the embedded schema is broken (err says so). c must be initialised;
+ * it is released first. */
+int config_parse(struct config *c, const char *path, const char *data, size_t len,
+                 struct diag_list *diags, struct rv_error *err);
+/* Read path (at most RV_CONFIG_FILE_MAX bytes) and parse it. An unreadable
+ * file is RV_EIO with a diagnostic. */
+int config_load(struct config *c, const char *path, struct diag_list *diags,
+                struct rv_error *err);
+
+/* The forge name statuses and webhooks use ("github"); "none". */
+const char *config_forge_name(const struct config *c);
+
+#endif

@@ -1,0 +1,794 @@
+/* serve.c - `reeve serve`: the event loop, its timers, signals, HTTP
+ * endpoints, and the hand-off of blocking work to the thread pool. */
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "buf.h"
+#include "db.h"
+#include "httpd.h"
+#include "limits.h"
+#include "log.h"
+#include "metrics.h"
+#include "pages.h"
+#include "reconcile.h"
+#include "webhook.h"
+
+#define LOG_C "serve"
+
+/* One plan page look-up, answered from a page worker. */
+struct page_req {
+    struct serve *s;
+    struct httpd_req *req;
+    uv_work_t work;
+    char sha[65];
+    bool json;
+    int status;
+    const char *content_type;
+    struct buf body;
+};
+
+struct serve {
+    const struct config *cfg;
+    uv_loop_t loop;
+    bool loop_inited;
+    struct httpd *httpd;
+    bool httpd_closed;
+    struct webhook_route *hook;
+    char hook_path[64];
+    uv_timer_t base_timer, poll_timer, outbox_timer, shutdown_timer;
+    uv_signal_t sig[3];
+    bool signals;
+    uv_async_t stop_async;
+    bool handles_inited;
+    size_t handles_open;
+    char *public_url;
+    uint16_t port;
+    int lock_fd;
+    struct reconcile *rec;
+    struct db *pages_db;
+
+    /* the reconcile pass (one in flight) */
+    uv_work_t pass_work;
+    bool pass_running, pass_again, again_fetch;
+    struct reconcile_event *pending; /* events for the next pass, loop-owned */
+    size_t npending;
+    struct reconcile_event *events; /* events of the pass in flight */
+    struct reconcile_input in;
+    struct reconcile_result out;
+    atomic_bool cancel;
+
+    /* plan pages (one look-up in flight, the rest queued) */
+    struct page_req *pages[RV_SERVE_PAGE_QUEUE_MAX];
+    size_t npages; /* queued, the first one running when page_running */
+    bool page_running;
+
+    /* health and metrics */
+    bool fetched_once;
+    bool last_fetch_failed;
+    int64_t last_fetch;     /* Unix seconds of the last successful fetch */
+    int64_t last_reconcile; /* of the last pass that reconciled without failure */
+    char last_error[RV_ERROR_MSG_MAX];
+    struct metrics metrics;
+    uint64_t duplicate_deliveries;
+
+    bool shutting_down;
+    bool abandoned;
+};
+
+static void request_pass(struct serve *s, bool fetch);
+static void pass_done(uv_work_t *w, int status);
+
+/* --- small helpers --- */
+
+static int mkdir_p(const char *path, struct rv_error *err)
+{
+    char *p = strdup(path);
+    int rc = 0;
+    if (p == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char saved = *c;
+        *c = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            rc = rv_error_set(err, RV_EIO, false,
+                              "cannot create dataDir '%s': %s; create it or fix its parent's "
+                              "permissions",
+                              path, strerror(errno));
+            break;
+        }
+        *c = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+static int write_port_file(const struct serve *s, struct rv_error *err)
+{
+    struct buf path = BUF_INIT, tmp = BUF_INIT;
+    FILE *f = NULL;
+    int rc = 0;
+    if (buf_printf(&path, "%s/port", s->cfg->data_dir) != 0 ||
+        buf_printf(&tmp, "%s/port.tmp", s->cfg->data_dir) != 0) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    f = fopen(tmp.data, "w");
+    if (f == NULL) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp.data, strerror(errno));
+        goto out;
+    }
+    bool ok = fprintf(f, "%u\n", (unsigned)s->port) > 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp.data, path.data) != 0)
+        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", path.data,
+                          strerror(errno));
+out:
+    buf_release(&path);
+    buf_release(&tmp);
+    return rc;
+}
+
+static void time_text(char *out, size_t size, int64_t t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* --- shutdown --- */
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct serve *s = h->data;
+    s->handles_open--;
+}
+
+static void close_handle(struct serve *s, uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        s->handles_open++;
+        uv_close(h, handle_closed);
+    }
+}
+
+/* Once the server is closed and no work is in flight, close every handle;
+ * the loop then runs out of things to do and serve_run returns. */
+static void maybe_finish(struct serve *s)
+{
+    if (!s->shutting_down || !s->httpd_closed || s->pass_running || s->page_running ||
+        s->npages > 0)
+        return;
+    close_handle(s, (uv_handle_t *)&s->base_timer);
+    close_handle(s, (uv_handle_t *)&s->poll_timer);
+    close_handle(s, (uv_handle_t *)&s->outbox_timer);
+    close_handle(s, (uv_handle_t *)&s->shutdown_timer);
+    close_handle(s, (uv_handle_t *)&s->stop_async);
+    for (int i = 0; s->signals && i < 3; i++)
+        close_handle(s, (uv_handle_t *)&s->sig[i]);
+}
+
+static void on_httpd_closed(void *payload)
+{
+    struct serve *s = payload;
+    s->httpd = NULL;
+    s->httpd_closed = true;
+    webhook_route_free(s->hook);
+    s->hook = NULL;
+    maybe_finish(s);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    struct serve *s = t->data;
+    log_error(LOG_C,
+              "work still in flight %d s after the shutdown began (%s%s); abandoning it, "
+              "what it was doing is redone on the next start",
+              RV_SERVE_SHUTDOWN_MS / 1000, s->pass_running ? "a reconcile pass" : "",
+              s->page_running ? (s->pass_running ? ", a page look-up" : "a page look-up") : "");
+    s->abandoned = true;
+    uv_stop(&s->loop);
+}
+
+static void begin_shutdown(struct serve *s, const char *why)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = true;
+    log_info(LOG_C, "shutting down (%s)%s", why,
+             s->pass_running ? "; waiting for the reconcile pass in flight" : "");
+    atomic_store(&s->cancel, true);
+    uv_timer_stop(&s->base_timer);
+    uv_timer_stop(&s->poll_timer);
+    uv_timer_stop(&s->outbox_timer);
+    for (int i = 0; s->signals && i < 3; i++)
+        uv_signal_stop(&s->sig[i]);
+    uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, RV_SERVE_SHUTDOWN_MS, 0);
+    uv_unref((uv_handle_t *)&s->shutdown_timer);
+    if (s->httpd != NULL)
+        httpd_close(s->httpd, on_httpd_closed, s);
+    else
+        on_httpd_closed(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    if (signum == SIGHUP) {
+        log_info(LOG_C, "SIGHUP: fetching now");
+        request_pass(s, true);
+        return;
+    }
+    begin_shutdown(s, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+    begin_shutdown(a->data, "stop requested");
+}
+
+/* --- reconcile passes --- */
+
+static void pass_work(uv_work_t *w)
+{
+    struct serve *s = w->data;
+    reconcile_pass(&s->out, s->rec, &s->in);
+}
+
+static void on_outbox_timer(uv_timer_t *t)
+{
+    request_pass(t->data, false);
+}
+
+static void start_pass(struct serve *s, bool fetch)
+{
+    s->events = s->pending;
+    s->in = (struct reconcile_input){
+        .fetch = fetch,
+        .events = s->pending,
+        .nevents = s->npending,
+        .cancel = &s->cancel,
+    };
+    s->pending = NULL;
+    s->npending = 0;
+    s->pass_running = true;
+    s->pass_work.data = s;
+    uv_queue_work(&s->loop, &s->pass_work, pass_work, pass_done);
+}
+
+static void account(struct serve *s, const struct reconcile_result *r)
+{
+    int64_t now = (int64_t)time(NULL);
+    struct metrics *m = &s->metrics;
+    m->reconcile_passes++;
+    if (r->fetched) {
+        metrics_observe(&m->fetch_duration, (double)r->fetch_ms / 1000.0);
+        if (r->fetch_rc != 0) {
+            m->fetch_failures++;
+            s->last_fetch_failed = true;
+        } else {
+            s->fetched_once = true;
+            s->last_fetch_failed = false;
+            s->last_fetch = now;
+        }
+    }
+    if (r->reconciled)
+        metrics_observe(&m->reconcile_duration, (double)r->reconcile_ms / 1000.0);
+    if (r->reconciled && !r->failed)
+        s->last_reconcile = now;
+    if (r->main_known)
+        m->clusters_desired = r->clusters_desired;
+    m->statuses_posted = r->outbox.posted;
+    m->statuses_failed = r->outbox.failed;
+    s->duplicate_deliveries += r->duplicate_deliveries;
+    if (r->error[0])
+        snprintf(s->last_error, sizeof(s->last_error), "%s", r->error);
+    else if ((!r->fetched || r->fetch_rc == 0) && !r->failed)
+        s->last_error[0] = '\0';
+}
+
+static void pass_done(uv_work_t *w, int status)
+{
+    struct serve *s = w->data;
+    (void)status;
+    s->pass_running = false;
+    free(s->events);
+    s->events = NULL;
+    account(s, &s->out);
+    if (s->shutting_down) {
+        maybe_finish(s);
+        return;
+    }
+    if (s->pass_again || s->out.more) {
+        bool fetch = s->again_fetch;
+        s->pass_again = s->again_fetch = false;
+        start_pass(s, fetch);
+        return;
+    }
+    if (s->out.outbox_next_due > 0) {
+        int64_t wait = s->out.outbox_next_due - (int64_t)time(NULL);
+        if (wait < (int64_t)s->cfg->ticks.fast_s)
+            wait = s->cfg->ticks.fast_s;
+        uv_timer_start(&s->outbox_timer, on_outbox_timer, (uint64_t)wait * 1000u, 0);
+    }
+}
+
+/* Run a pass now, or right after the one in flight (coalesced: however
+ * many requests arrive meanwhile, one more pass runs). */
+static void request_pass(struct serve *s, bool fetch)
+{
+    if (s->shutting_down)
+        return;
+    if (s->pass_running) {
+        s->pass_again = true;
+        s->again_fetch = s->again_fetch || fetch;
+        return;
+    }
+    start_pass(s, fetch);
+}
+
+static void on_base_tick(uv_timer_t *t)
+{
+    struct serve *s = t->data;
+    /* A failed fetch is retried at the base rate even without polling. */
+    request_pass(s, !s->fetched_once || s->last_fetch_failed);
+}
+
+static void on_poll_tick(uv_timer_t *t)
+{
+    request_pass(t->data, true);
+}
+
+/* --- webhooks --- */
+
+static bool our_repo(const struct serve *s, const struct webhook_event *ev)
+{
+    const char *want = s->cfg->forge.repository;
+    if (want == NULL || ev->repo[0] == '\0')
+        return true;
+    if (strcasecmp(want, ev->repo) == 0)
+        return true;
+    if (strspn(want, "0123456789") == strlen(want))
+        return ev->repo_id == strtoll(want, NULL, 10);
+    return false;
+}
+
+static int on_webhook(const struct webhook_event *ev, void *payload)
+{
+    struct serve *s = payload;
+    if (!our_repo(s, ev)) {
+        log_info(LOG_C, "delivery '%s' is about repository '%s', not '%s'; no pass scheduled",
+                 ev->delivery, ev->repo, s->cfg->forge.repository);
+        return 0;
+    }
+    if (s->npending == RV_SERVE_PENDING_EVENTS_MAX)
+        return RV_EBUSY;
+    if (s->pending == NULL) {
+        s->pending = calloc(RV_SERVE_PENDING_EVENTS_MAX, sizeof(*s->pending));
+        if (s->pending == NULL)
+            return RV_EBUSY;
+    }
+    struct reconcile_event *e = &s->pending[s->npending++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->delivery, sizeof(e->delivery), "%s", ev->delivery);
+    if (ev->kind == WEBHOOK_PULL_REQUEST && ev->pr.number > 0 &&
+        strcmp(ev->pr.base_ref, s->cfg->repository.branch) == 0) {
+        e->pull = (uint64_t)ev->pr.number;
+        e->state = ev->pr.action != WEBHOOK_PR_CLOSED ? RECONCILE_PR_OPEN
+                   : ev->pr.merged                   ? RECONCILE_PR_MERGED
+                                                     : RECONCILE_PR_CLOSED;
+    }
+    request_pass(s, true);
+    return 0;
+}
+
+/* --- HTTP endpoints --- */
+
+static void on_healthz(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    char fetch[32] = "", rec[32] = "";
+    struct buf b = BUF_INIT;
+    const char *status = !s->fetched_once        ? "starting"
+                         : s->last_fetch_failed ? "degraded"
+                                                : "ok";
+    if (s->fetched_once)
+        time_text(fetch, sizeof(fetch), s->last_fetch);
+    if (s->last_reconcile)
+        time_text(rec, sizeof(rec), s->last_reconcile);
+    json_t *j = json_pack("{s:s, s:o, s:o}", "status", status, "last_fetch",
+                          fetch[0] ? json_string(fetch) : json_null(), "last_reconcile",
+                          rec[0] ? json_string(rec) : json_null());
+    if (j != NULL && s->last_error[0])
+        json_object_set_new(j, "last_error", json_string(s->last_error));
+    char *text = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
+    if (text == NULL) {
+        httpd_respond_text(req, 500, "out of memory");
+    } else {
+        buf_puts(&b, text);
+        buf_putc(&b, '\n');
+        httpd_respond(req, s->fetched_once ? 200 : 503, "application/json", b.data, b.len);
+    }
+    free(text);
+    json_decref(j);
+    buf_release(&b);
+}
+
+static void on_metrics(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    struct webhook_route_stats st;
+    struct buf b = BUF_INIT;
+    webhook_route_stats(&st, s->hook);
+    s->metrics.webhooks = (struct metrics_webhooks){
+        .accepted = st.accepted,
+        .rejected = st.unauthorized,
+        .duplicate = st.duplicates + s->duplicate_deliveries,
+        .ignored = st.ignored,
+        .malformed = st.rejected - st.unauthorized,
+        .busy = st.busy,
+    };
+    if (metrics_render(&b, &s->metrics) != 0)
+        httpd_respond_text(req, 500, "out of memory");
+    else
+        httpd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    buf_release(&b);
+}
+
+static void page_work(uv_work_t *w)
+{
+    struct page_req *p = w->data;
+    struct serve *s = p->s;
+    struct rv_error err = {0};
+    char *json = NULL, *text = NULL;
+    int rc = pages_store_get(&json, &text, s->pages_db, p->sha, &err);
+    p->content_type = "text/plain; charset=utf-8";
+    if (rc == RV_ENOTFOUND) {
+        p->status = 404;
+        buf_printf(&p->body,
+                   "no plan for commit %s; reeve plans the head of every open pull request into "
+                   "'%s' and every commit of it: check the sha, and that reeve has fetched it "
+                   "(GET /healthz)\n",
+                   p->sha, s->cfg->repository.branch);
+    } else if (rc != 0) {
+        p->status = 500;
+        buf_printf(&p->body, "cannot read the plan of %s: %s\n", p->sha, err.msg);
+    } else if (p->json) {
+        p->status = 200;
+        p->content_type = "application/json";
+        if (buf_puts(&p->body, json) != 0 || buf_putc(&p->body, '\n') != 0)
+            p->status = 500;
+    } else {
+        p->status = 200;
+        p->content_type = "text/html; charset=utf-8";
+        if (pages_render_html(&p->body, p->sha, json, text, s->cfg->repository.branch) != 0) {
+            p->status = 500;
+            p->content_type = "text/plain; charset=utf-8";
+            buf_clear(&p->body);
+            buf_puts(&p->body, "cannot render the plan page; the ?format=json view may work\n");
+        }
+    }
+    free(json);
+    free(text);
+}
+
+static void page_next(struct serve *s);
+
+static void page_done(uv_work_t *w, int status)
+{
+    struct page_req *p = w->data;
+    struct serve *s = p->s;
+    (void)status;
+    if (p->status == 500 || p->body.len == 0)
+        log_warn(LOG_C, "plan page of %s: %.*s", p->sha, (int)(p->body.len ? p->body.len - 1 : 0),
+                 p->body.data ? p->body.data : "");
+    httpd_respond(p->req, p->status, p->content_type, p->body.data ? p->body.data : "",
+                  p->body.len);
+    buf_release(&p->body);
+    free(p);
+    s->page_running = false;
+    memmove(&s->pages[0], &s->pages[1], (s->npages - 1) * sizeof(s->pages[0]));
+    s->npages--;
+    page_next(s);
+    maybe_finish(s);
+}
+
+static void page_next(struct serve *s)
+{
+    if (s->page_running || s->npages == 0)
+        return;
+    struct page_req *p = s->pages[0];
+    s->page_running = true;
+    p->work.data = p;
+    uv_queue_work(&s->loop, &p->work, page_work, page_done);
+}
+
+/* Does the query ask for format=json? 1 yes, 0 no (HTML), -1 unknown format. */
+static int want_json(const char *query)
+{
+    for (const char *q = query; q && *q;) {
+        size_t n = strcspn(q, "&");
+        if (n > 7 && strncmp(q, "format=", 7) == 0) {
+            if (n == 11 && strncmp(q + 7, "json", 4) == 0)
+                return 1;
+            if (n == 11 && strncmp(q + 7, "html", 4) == 0)
+                return 0;
+            return -1;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+static void on_plans(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    const char *sha = req->path + strlen("/plans");
+    char msg[256];
+    if (*sha == '/')
+        sha++;
+    int json = want_json(req->query);
+    if (json < 0) {
+        httpd_respond_text(req, 400, "unknown format; use ?format=json, or no query for HTML");
+        return;
+    }
+    if (!pages_sha_valid(sha)) {
+        snprintf(msg, sizeof(msg),
+                 "no plan for '%.80s': plans are at /plans/<sha>, with the full commit id (40 "
+                 "or 64 lowercase hex digits)",
+                 sha);
+        httpd_respond_text(req, 404, msg);
+        return;
+    }
+    if (s->npages == RV_SERVE_PAGE_QUEUE_MAX) {
+        httpd_req_add_header(req, "Retry-After", "1");
+        httpd_respond_text(req, 503, "too many plan pages requested at once; retry");
+        return;
+    }
+    struct page_req *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        httpd_respond_text(req, 503, "out of memory; retry");
+        return;
+    }
+    p->s = s;
+    p->req = req;
+    p->json = json == 1;
+    snprintf(p->sha, sizeof(p->sha), "%s", sha);
+    buf_init(&p->body);
+    httpd_req_defer(req);
+    s->pages[s->npages++] = p;
+    page_next(s);
+}
+
+/* --- setup --- */
+
+static int lock_data_dir(struct serve *s, struct rv_error *err)
+{
+    struct buf path = BUF_INIT;
+    int rc = 0;
+    if (buf_printf(&path, "%s/lock", s->cfg->data_dir) != 0)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    s->lock_fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0)
+        rc = rv_error_set(err, RV_EIO, false, "cannot open '%s': %s", path.data, strerror(errno));
+    else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        rc = rv_error_set(err, RV_EBUSY, false,
+                          "dataDir '%s' is in use by another reeve serve; stop it, or give this "
+                          "one its own dataDir",
+                          s->cfg->data_dir);
+    buf_release(&path);
+    return rc;
+}
+
+int serve_new(struct serve **out, const struct config *cfg, const struct serve_options *opt,
+              struct rv_error *err)
+{
+    struct serve *s = calloc(1, sizeof(*s));
+    struct buf url = BUF_INIT;
+    int rc = 0;
+
+    *out = NULL;
+    if (s == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    s->cfg = cfg;
+    s->lock_fd = -1;
+    atomic_init(&s->cancel, false);
+    rc = mkdir_p(cfg->data_dir, err);
+    if (rc == 0)
+        rc = lock_data_dir(s, err);
+    if (rc != 0)
+        goto out;
+    if (uv_loop_init(&s->loop) != 0) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot create the event loop");
+        goto out;
+    }
+    s->loop_inited = true;
+
+    struct httpd_config hc = {.listen = cfg->listen};
+    rc = httpd_new(&s->httpd, &s->loop, &hc, err);
+    if (rc != 0)
+        goto out;
+    s->port = httpd_port(s->httpd);
+    if (cfg->public_url != NULL) {
+        rc = buf_puts(&url, cfg->public_url);
+    } else {
+        const char *colon = strrchr(cfg->listen, ':');
+        rc = buf_printf(&url, "http://%.*s:%u", (int)(colon - cfg->listen), cfg->listen,
+                        (unsigned)s->port);
+    }
+    if (rc != 0 || (s->public_url = buf_detach(&url)) == NULL) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    rc = write_port_file(s, err);
+    if (rc != 0)
+        goto out;
+
+    rc = reconcile_new(&s->rec, cfg, s->public_url, err);
+    if (rc != 0)
+        goto out;
+    {
+        struct buf dbp = BUF_INIT;
+        struct db_options dopt;
+        db_options_init(&dopt);
+        dopt.create = false;
+        if (buf_printf(&dbp, "%s/state.db", cfg->data_dir) != 0)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        else
+            rc = db_open(&s->pages_db, dbp.data, &dopt, err);
+        buf_release(&dbp);
+        if (rc != 0)
+            goto out;
+    }
+
+    if ((rc = httpd_route(s->httpd, "GET", "/healthz", on_healthz, s)) != 0 ||
+        (rc = httpd_route(s->httpd, "GET", "/metrics", on_metrics, s)) != 0 ||
+        (rc = httpd_route(s->httpd, "GET", "/plans", on_plans, s)) != 0) {
+        rc = rv_error_set(err, rc, false, "cannot add the HTTP routes: %s", rv_strerror(rc));
+        goto out;
+    }
+    if (cfg->forge.kind != SOURCE_FORGE_NONE && cfg->forge.webhook_secret != NULL) {
+        struct webhook_route_config wc = {
+            .secret = cfg->forge.webhook_secret,
+            .on_event = on_webhook,
+            .payload = s,
+        };
+        rc = webhook_forge_parse(&wc.forge, config_forge_name(cfg));
+        if (rc == 0) {
+            snprintf(s->hook_path, sizeof(s->hook_path), "/hooks/%s", config_forge_name(cfg));
+            rc = webhook_route_install(&s->hook, s->httpd, s->hook_path, &wc, err);
+        }
+        if (rc != 0)
+            goto out;
+    }
+
+    uv_timer_init(&s->loop, &s->base_timer);
+    uv_timer_init(&s->loop, &s->poll_timer);
+    uv_timer_init(&s->loop, &s->outbox_timer);
+    uv_timer_init(&s->loop, &s->shutdown_timer);
+    uv_async_init(&s->loop, &s->stop_async, on_stop_async);
+    s->base_timer.data = s->poll_timer.data = s->outbox_timer.data = s;
+    s->shutdown_timer.data = s->stop_async.data = s;
+    s->handles_inited = true;
+    if (opt != NULL && opt->handle_signals) {
+        static const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+        for (int i = 0; i < 3; i++) {
+            uv_signal_init(&s->loop, &s->sig[i]);
+            s->sig[i].data = s;
+            uv_signal_start(&s->sig[i], on_signal, signums[i]);
+        }
+        s->signals = true;
+    }
+    *out = s;
+    s = NULL;
+out:
+    buf_release(&url);
+    serve_free(s);
+    return rc;
+}
+
+uint16_t serve_port(const struct serve *s)
+{
+    return s->port;
+}
+
+const char *serve_public_url(const struct serve *s)
+{
+    return s->public_url;
+}
+
+int serve_run(struct serve *s)
+{
+    const struct config *c = s->cfg;
+    uint64_t base_ms = (uint64_t)c->ticks.base_s * 1000u;
+    log_info(LOG_C, "serving on http://%s (port %u); status links under %s", c->listen,
+             (unsigned)s->port, s->public_url);
+    log_info(LOG_C, "repository %s, branch '%s', fetching %s; forge %s%s%s; %s%s", c->repository.url,
+             c->repository.branch,
+             c->repository.poll_interval_s ? "periodically" : "at start and on webhooks only",
+             config_forge_name(c), c->forge.repository ? " " : "",
+             c->forge.repository ? c->forge.repository : "",
+             s->hook ? "webhooks at POST " : "no webhooks", s->hook ? s->hook_path : "");
+    if (c->repository.poll_interval_s)
+        log_info(LOG_C, "fetch every %us, base tick %us", c->repository.poll_interval_s,
+                 c->ticks.base_s);
+    uv_timer_start(&s->base_timer, on_base_tick, base_ms, base_ms);
+    if (c->repository.poll_interval_s > 0) {
+        uint64_t poll_ms = (uint64_t)c->repository.poll_interval_s * 1000u;
+        uv_timer_start(&s->poll_timer, on_poll_tick, poll_ms, poll_ms);
+    }
+    request_pass(s, true);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    if (s->abandoned)
+        return rv_error_set(NULL, RV_ETIMEOUT, false, "abandoned");
+    log_info(LOG_C, "stopped");
+    return 0;
+}
+
+void serve_stop(struct serve *s)
+{
+    uv_async_send(&s->stop_async);
+}
+
+static void drain(uv_handle_t *h, void *arg)
+{
+    close_handle(arg, h);
+}
+
+void serve_free(struct serve *s)
+{
+    if (s == NULL)
+        return;
+    if (s->abandoned) {
+        /* A worker still uses the database, the mirror and this struct:
+         * leave them to the process's exit. */
+        return;
+    }
+    if (s->loop_inited) {
+        if (s->handles_inited) {
+            close_handle(s, (uv_handle_t *)&s->base_timer);
+            close_handle(s, (uv_handle_t *)&s->poll_timer);
+            close_handle(s, (uv_handle_t *)&s->outbox_timer);
+            close_handle(s, (uv_handle_t *)&s->shutdown_timer);
+            close_handle(s, (uv_handle_t *)&s->stop_async);
+            for (int i = 0; s->signals && i < 3; i++)
+                close_handle(s, (uv_handle_t *)&s->sig[i]);
+        }
+        if (s->httpd != NULL)
+            httpd_close(s->httpd, on_httpd_closed, s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_walk(&s->loop, drain, s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&s->loop) != 0)
+            log_warn(LOG_C, "event loop closed with handles still open");
+    }
+    webhook_route_free(s->hook);
+    reconcile_free(s->rec);
+    db_free(s->pages_db);
+    free(s->pending);
+    free(s->events);
+    free(s->public_url);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s);
+}
