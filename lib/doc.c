@@ -133,12 +133,14 @@ struct entry {
 };
 
 struct keyset {
-    const struct doc_node **keys;
+    const struct doc_node **keys; /* keys_inline until it outgrows it */
     uint64_t *hashes;
     size_t len;
     size_t cap;
     uint32_t *slots; /* index + 1, open addressing; NULL while small */
     size_t nslots;
+    const struct doc_node *keys_inline[KEYSET_LINEAR];
+    uint64_t hashes_inline[KEYSET_LINEAR];
 };
 
 struct parse {
@@ -345,40 +347,44 @@ static bool yaml_forbidden(uint32_t cp)
     return cp == 0xfffe || cp == 0xffff;
 }
 
+/* Text checks. Plain ASCII (printable, tab, line feed) is the common case
+ * and is passed over quickly; a position is only worked out for an error. */
 static int check_text(struct parse *p, bool yaml)
 {
     const unsigned char *s = (const unsigned char *)p->text;
     size_t len = p->len;
-    unsigned line = 1, col = 1;
+    unsigned line, col;
 
     if (len >= 2 && ((s[0] == 0xff && s[1] == 0xfe) || (s[0] == 0xfe && s[1] == 0xff)))
         return fail(p, RV_EPARSE, 1, 1, "file is encoded as UTF-16; save it as UTF-8");
     for (size_t i = 0; i < len;) {
         uint32_t cp = s[i];
         size_t n = 1;
-        if (cp == 0)
+        if ((cp >= 0x20 && cp < 0x7f) || cp == '\n' || cp == '\t') {
+            i++;
+            continue;
+        }
+        if (cp == 0) {
+            text_pos(p->text, len, i, yaml, &line, &col);
             return fail(p, RV_EPARSE, line, col,
                         "NUL byte in file; spec files must be UTF-8 text (is this a binary file?)");
+        }
         if (cp >= 0x80) {
             n = utf8_decode(s + i, len - i, &cp);
-            if (n == 0)
+            if (n == 0) {
+                text_pos(p->text, len, i, yaml, &line, &col);
                 return fail(p, RV_EPARSE, line, col,
                             "invalid UTF-8 byte 0x%02x; save the file as UTF-8", s[i]);
+            }
         }
-        if (yaml && yaml_forbidden(cp))
+        if (yaml && yaml_forbidden(cp)) {
+            text_pos(p->text, len, i, yaml, &line, &col);
             return fail(p, RV_EPARSE, line, col,
                         "control character U+%04X is not allowed; remove it or write it as an "
                         "escape in a double-quoted string",
                         (unsigned)cp);
-        size_t brk = line_break(p->text, len, i, yaml);
-        if (brk) {
-            line++;
-            col = 1;
-            i += brk;
-        } else {
-            col++;
-            i += n;
         }
+        i += n;
     }
     return 0;
 }
@@ -477,12 +483,24 @@ static int push_entry(struct parse *p, struct doc_node *key, struct doc_node *va
 
 /* ---------------------------------------------------------------- keysets */
 
+static void keyset_init(struct keyset *ks)
+{
+    ks->keys = ks->keys_inline;
+    ks->hashes = ks->hashes_inline;
+    ks->len = 0;
+    ks->cap = KEYSET_LINEAR;
+    ks->slots = NULL;
+    ks->nslots = 0;
+}
+
 static void keyset_release(struct keyset *ks)
 {
-    free(ks->keys);
-    free(ks->hashes);
+    if (ks->keys != ks->keys_inline)
+        free(ks->keys);
+    if (ks->hashes != ks->hashes_inline)
+        free(ks->hashes);
     free(ks->slots);
-    memset(ks, 0, sizeof(*ks));
+    keyset_init(ks);
 }
 
 static bool key_eq(const struct doc_node *a, const struct doc_node *b)
@@ -534,14 +552,20 @@ static int keyset_rehash(struct keyset *ks, size_t nslots)
 static int keyset_add(struct keyset *ks, const struct doc_node *key, uint64_t h)
 {
     if (ks->len == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 8;
-        const struct doc_node **keys = realloc(ks->keys, cap * sizeof(*keys));
+        size_t cap = ks->cap * 2;
+        bool inline_keys = ks->keys == ks->keys_inline;
+        const struct doc_node **keys = realloc(inline_keys ? NULL : ks->keys, cap * sizeof(*keys));
         if (keys == NULL)
             return RV_ENOMEM;
+        if (inline_keys)
+            memcpy(keys, ks->keys_inline, sizeof(ks->keys_inline));
         ks->keys = keys;
-        uint64_t *hashes = realloc(ks->hashes, cap * sizeof(*hashes));
+        bool inline_hashes = ks->hashes == ks->hashes_inline;
+        uint64_t *hashes = realloc(inline_hashes ? NULL : ks->hashes, cap * sizeof(*hashes));
         if (hashes == NULL)
             return RV_ENOMEM;
+        if (inline_hashes)
+            memcpy(hashes, ks->hashes_inline, sizeof(ks->hashes_inline));
         ks->hashes = hashes;
         ks->cap = cap;
     }
@@ -742,6 +766,7 @@ static int resolve_scalar(struct parse *p, struct doc_node *n, char *s, size_t l
                 n->kind = DOC_INT;
                 n->u.i = iv;
             }
+            n->text = s;
             return 0;
         }
         if (r < 0 && !want_float)
@@ -754,6 +779,7 @@ static int resolve_scalar(struct parse *p, struct doc_node *n, char *s, size_t l
         if (r > 0) {
             n->kind = DOC_FLOAT;
             n->u.f = fv;
+            n->text = s;
             return 0;
         }
         if (r < 0)
@@ -1274,12 +1300,13 @@ static int parse_map(struct parse *p, const yaml_event_t *ev, unsigned depth, st
 {
     unsigned line = mark_line(ev->start_mark), col = mark_col(ev->start_mark);
     struct doc_node *n = NULL;
-    struct keyset ks = {0};
+    struct keyset ks;
     size_t mark = p->sp, nkeys = 0;
     unsigned merge_line = 0;
     struct quoted q;
     int rc;
 
+    keyset_init(&ks);
     if (depth + 1 > RV_DOC_DEPTH_MAX)
         return depth_exceeded(p, line, col);
     rc = check_collection_tag(p, ev->data.mapping_start.tag, true, line, col);
@@ -1656,8 +1683,17 @@ static int json_build(struct parse *p, json_t *v, unsigned depth, struct doc_nod
             return rc;
         break;
     }
+    size_t start = p->pos;
+    rc = js_skip_atom(p);
+    if (rc)
+        return rc;
+    if (n->kind == DOC_INT || n->kind == DOC_FLOAT) {
+        n->text = arena_strndup(p->arena, p->text + start, p->pos - start);
+        if (n->text == NULL)
+            return fail_nomem(p);
+    }
     *out = n;
-    return js_skip_atom(p);
+    return 0;
 }
 
 /* Where the (RV_DOC_DEPTH_MAX + 1)-th nested '[' or '{' opens. */
@@ -1687,13 +1723,132 @@ static void json_deep_pos(struct parse *p, unsigned *line, unsigned *col)
     *col = 0;
 }
 
+static bool json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Offset just past the JSON value or string starting at i (the text before
+ * the error is known to be well formed). */
+static size_t json_skip_value(const char *t, size_t len, size_t i)
+{
+    size_t depth = 0;
+    bool in_str = false;
+    for (; i < len; i++) {
+        char c = t[i];
+        if (in_str) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_str = false;
+                if (depth == 0)
+                    return i + 1;
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* the end of the enclosing container */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ':' || json_ws(c))) {
+            return i;
+        }
+    }
+    return len;
+}
+
+/* The JSON string token at t[i..], decoded (NULL if it is not one);
+ * json_decref() it. */
+static json_t *json_token_string(const char *t, size_t len, size_t i)
+{
+    size_t end = json_skip_value(t, len, i);
+    json_error_t e;
+    if (i >= len || t[i] != '"')
+        return NULL;
+    json_t *v = json_loadb(t + i, end - i, JSON_DECODE_ANY, &e);
+    if (v != NULL && !json_is_string(v)) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* For a duplicate key whose second occurrence starts at dup: the line of
+ * the first, found by walking the text to the object holding dup and then
+ * along its members. 0 when it cannot be found. */
+static unsigned json_first_key_line(const struct parse *p, size_t dup)
+{
+    size_t *stack = NULL, sp = 0, cap = 0, obj = SIZE_MAX;
+    bool in_str = false;
+    unsigned line = 0, col;
+    json_t *want = json_token_string(p->text, p->len, dup);
+
+    if (want == NULL)
+        return 0;
+    for (size_t i = 0; i < dup; i++) {
+        char c = p->text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (sp == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                size_t *ns = realloc(stack, ncap * sizeof(*ns));
+                if (ns == NULL)
+                    goto out;
+                stack = ns;
+                cap = ncap;
+            }
+            stack[sp++] = i;
+        } else if ((c == '}' || c == ']') && sp > 0) {
+            sp--;
+        }
+    }
+    if (sp == 0 || p->text[stack[sp - 1]] != '{')
+        goto out;
+    obj = stack[sp - 1];
+    for (size_t i = obj + 1; i < dup;) {
+        while (i < dup && (json_ws(p->text[i]) || p->text[i] == ','))
+            i++;
+        if (i >= dup || p->text[i] != '"')
+            break;
+        json_t *key = json_token_string(p->text, p->len, i);
+        bool same = key != NULL && json_equal(key, want);
+        json_decref(key);
+        if (same) {
+            text_pos(p->text, p->len, i, false, &line, &col);
+            break;
+        }
+        i = json_skip_value(p->text, p->len, i);
+        while (i < dup && (json_ws(p->text[i]) || p->text[i] == ':'))
+            i++;
+        i = json_skip_value(p->text, p->len, i);
+    }
+out:
+    free(stack);
+    json_decref(want);
+    return line;
+}
+
 /* jansson reports the column of a token's last character; point at its
- * first, found from the "near '<token>'" part of the message when it can. */
+ * first, found from the "near '<token>'" part of the message when it can.
+ * Two mistakes get more help than jansson's words: a duplicate key says
+ * where the key was first defined, as for YAML, and a value where a '}' or
+ * ']' was expected asks whether the ',' before it is missing, at the end of
+ * the value before it. */
 static int json_error(struct parse *p, const json_error_t *err)
 {
     size_t pos = err->position < 0 ? 0 : (size_t)err->position;
     size_t start = pos;
     unsigned line, col;
+    const char *tok = NULL;
 
     if (strncmp(err->text, "maximum parsing depth reached", 29) == 0) {
         json_deep_pos(p, &line, &col);
@@ -1703,8 +1858,9 @@ static int json_error(struct parse *p, const json_error_t *err)
         pos = start = p->len;
     const char *near = strstr(err->text, " near '");
     if (near != NULL) {
-        const char *tok = near + 7;
-        size_t tl = strlen(tok);
+        size_t tl;
+        tok = near + 7;
+        tl = strlen(tok);
         if (tl > 0 && tok[tl - 1] == '\'')
             tl--;
         if (tl <= pos && memcmp(p->text + pos - tl, tok, tl) == 0)
@@ -1718,9 +1874,40 @@ static int json_error(struct parse *p, const json_error_t *err)
     if (strncmp(err->text, "\\u0000 is not allowed", 21) == 0)
         return fail(p, RV_EPARSE, line, col,
                     "NUL character (\\u0000) in a string is not allowed; remove it");
-    if (strncmp(err->text, "duplicate object key", 20) == 0)
-        return fail(p, RV_EPARSE, line, col, "%s; each key may appear only once in an object",
-                    err->text);
+    if (strncmp(err->text, "duplicate object key", 20) == 0) {
+        struct quoted q;
+        unsigned first = json_first_key_line(p, start);
+        json_t *key = json_token_string(p->text, p->len, start);
+        int rc;
+        if (key == NULL)
+            rc = fail(p, RV_EPARSE, line, col, "%s; each key may appear only once in an object",
+                      err->text);
+        else if (first == 0)
+            rc = fail(p, RV_EPARSE, line, col,
+                      "duplicate key '%s'; each key may appear only once in an object",
+                      quote(&q, json_string_value(key), json_string_length(key)));
+        else
+            rc = fail(p, RV_EPARSE, line, col, "duplicate key '%s' (first defined at line %u)",
+                      quote(&q, json_string_value(key), json_string_length(key)), first);
+        json_decref(key);
+        return rc;
+    }
+    bool close_expected = strncmp(err->text, "'}' expected near '", 19) == 0 ||
+                          strncmp(err->text, "']' expected near '", 19) == 0;
+    if (close_expected && tok != NULL && start < p->len && start > 0 &&
+        strchr("\"{[-0123456789tfn", p->text[start]) != NULL) {
+        /* a value where the container should end: most likely a ',' is
+         * missing after the value before it */
+        size_t prev = start;
+        unsigned pline, pcol;
+        while (prev > 0 && json_ws(p->text[prev - 1]))
+            prev--;
+        text_pos(p->text, p->len, prev, false, &pline, &pcol);
+        if (pline < line)
+            return fail(p, RV_EPARSE, pline, pcol,
+                        "%s (line %u); is a ',' missing at the end of this line?", err->text, line);
+        return fail(p, RV_EPARSE, line, col, "%s; is a ',' missing before it?", err->text);
+    }
     return fail(p, RV_EPARSE, line, col, "%s", err->text);
 }
 
@@ -1835,7 +2022,7 @@ static int io_fail(struct diag_list *diags, const char *shown, int err)
     if (msg[0] >= 'A' && msg[0] <= 'Z')
         msg[0] = (char)(msg[0] - 'A' + 'a');
     if (diags != NULL)
-        diag_add(diags, DIAG_ERROR, shown, 0, 0, "", "cannot read '%s': %s", shown, msg);
+        diag_add(diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': %s", shown, msg);
     return RV_EIO;
 }
 
@@ -1859,7 +2046,7 @@ int doc_load(struct doc_file **out, const char *fs_path, const char *display_pat
     }
     if (!S_ISREG(st.st_mode)) {
         if (diags != NULL)
-            diag_add(diags, DIAG_ERROR, shown, 0, 0, "", "cannot read '%s': not a regular file",
+            diag_add(diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': not a regular file",
                      shown);
         rc = RV_EIO;
         goto out;

@@ -55,6 +55,10 @@ struct doc_node {
             size_t len;
         } seq;
     } u;
+    /* DOC_INT and DOC_FLOAT: the number as written in the file ("10.10",
+     * "1e3"), NUL-terminated, so messages can quote it back; NULL in trees
+     * built by hand. */
+    const char *text;
 };
 
 struct doc_file {

@@ -274,9 +274,6 @@ _Static_assert(RV_WEBHOOK_DEDUP_MAX >= 16, "dedup remembers more than a burst");
 /* A secret read from file:PATH (a token, a webhook secret, a password):
  * tokens are under RV_FORGE_TOKEN_MAX; a larger file is the wrong file. */
 #define RV_CONFIG_SECRET_MAX 4096
-/* Seconds between fetches and between base ticks: a day is already far
- * longer than anyone waits for a merge to show up. */
-#define RV_CONFIG_INTERVAL_MAX_S (24 * 3600)
 /* Webhook deliveries waiting to be recorded by the next reconcile pass:
  * a pass takes well under a second, so a few hundred covers any burst;
  * past it deliveries are answered 503 and the forge retries them. */
@@ -301,6 +298,13 @@ _Static_assert(RV_WEBHOOK_DEDUP_MAX >= 16, "dedup remembers more than a burst");
  * whole plan never becomes one JSON tree (a 10,000-cluster plan would take
  * hundreds of MiB as jansson objects). */
 #define RV_SERVE_JSON_CHUNK_ACTIONS 512
+/* Bytes of a plan page handed to the compressor at once: large enough that
+ * per-call overhead vanishes, small enough to be nothing next to a plan. */
+#define RV_SERVE_WRITE_CHUNK (64 * 1024)
+/* A stored plan page (JSON or text) decompresses to at most this much: a
+ * plan of 100,000 clusters stays under it; a larger result is a damaged
+ * row, refused rather than allowed to exhaust memory. */
+#define RV_SERVE_PAGE_MAX (512 * 1024 * 1024)
 /* Status descriptions are shortened to the smallest forge limit (GitHub's)
  * so that every forge shows the same text and the "(+K more)" survives. */
 #define RV_SERVE_STATUS_DESC_MAX RV_FORGE_GITHUB_DESC_MAX
@@ -313,5 +317,264 @@ _Static_assert(RV_SERVE_SHUTDOWN_MS > RV_FORGE_TIMEOUT_MS, "shutdown waits for o
 _Static_assert(RV_SERVE_RELOAD_PERCENT > 0 && RV_SERVE_RELOAD_PERCENT <= 100, "a percentage");
 _Static_assert(RV_CONFIG_SECRET_MAX >= RV_FORGE_TOKEN_MAX, "a token fits in a secret file");
 _Static_assert(RV_CONFIG_SECRET_MAX >= RV_WEBHOOK_SECRET_MAX, "a webhook secret fits");
+
+/* --- dcs (reconciler/dcs.c): the built-in DCS --- */
+/* A key: /clusters/<ns>/<name>/nodes/<node> is under 300 bytes with
+ * 63-character names and a 128-byte node name. */
+#define RV_DCS_KEY_MAX 384
+/* A value (JSON text): a node's state is under 2 KiB; leader and cluster
+ * state far less. 16 KiB bounds the history ring's memory. */
+#define RV_DCS_VALUE_MAX (16 * 1024)
+/* Keys held: a few per node plus one per cluster; 100,000 nodes is past
+ * what one cell serves (ARCHITECTURE section 8). */
+#define RV_DCS_KEYS_MAX 500000
+/* Live sessions: one or two per agent. */
+#define RV_DCS_SESSIONS_MAX 200000
+/* Session TTL: under a second the agent's renew cannot keep up with one
+ * slow tick; over ten minutes a dead primary blocks failover too long. */
+#define RV_DCS_TTL_MIN_MS 1000
+#define RV_DCS_TTL_MAX_MS (10 * 60 * 1000)
+/* Events kept for watchers: a watcher that falls further behind re-reads
+ * (about 64 MiB at worst with RV_DCS_VALUE_MAX values). */
+#define RV_DCS_HISTORY_MAX 4096
+/* Watchers registered at once (long-polls of agents and the reconciler). */
+#define RV_DCS_WATCHERS_MAX 4096
+/* Comparisons and operations of one transaction: a lock takes one of each. */
+#define RV_DCS_TXN_CMP_MAX 16
+#define RV_DCS_TXN_OPS_MAX 16
+/* Session owner tag (namespace/cluster/node). */
+#define RV_DCS_OWNER_MAX 256
+/* Changes waiting to be written to SQLite: a write batch takes
+ * milliseconds, so this is only reached when the disk is stuck; then
+ * writes are refused (retryable) instead of growing memory. */
+#define RV_DCS_PENDING_MAX 65536
+/* Period of the expiry timer: expiry is late by at most this, a small
+ * fraction of RV_DCS_TTL_MIN_MS. */
+#define RV_DCS_TICK_MS 100
+
+_Static_assert(RV_DCS_TICK_MS * 5 <= RV_DCS_TTL_MIN_MS, "expiry is late by a small part of a ttl");
+_Static_assert(RV_DCS_TTL_MIN_MS < RV_DCS_TTL_MAX_MS, "ttl range");
+_Static_assert(RV_DCS_KEY_MAX + 96 < RV_ERROR_MSG_MAX, "a key and a sentence fit in a message");
+_Static_assert(RV_DCS_PENDING_MAX > 2 * RV_DCS_TXN_OPS_MAX, "a transaction fits in the queue");
+
+/* --- agentapi (reconciler/agentapi.c): the agent API --- */
+/* Request bodies: a transaction of RV_DCS_TXN_OPS_MAX puts of small values
+ * or a node report; the DCS value cap plus framing. */
+#define RV_AGENTAPI_BODY_MAX (4 * RV_DCS_VALUE_MAX)
+/* Long-poll watch: default and largest wait; agents re-poll after it. */
+#define RV_AGENTAPI_WATCH_DEFAULT_MS 30000
+#define RV_AGENTAPI_WATCH_MAX_MS 60000
+/* Long-polls held at once through HTTP (each holds a connection). */
+#define RV_AGENTAPI_WATCHERS_MAX 512
+/* Agent tokens: 32 random bytes, 64 hex characters. */
+#define RV_AGENTAPI_TOKEN_BYTES 32
+/* An Authorization header longer than this is not ours. */
+#define RV_AGENTAPI_AUTH_MAX 256
+
+_Static_assert(RV_AGENTAPI_WATCHERS_MAX <= RV_DCS_WATCHERS_MAX, "http watchers are dcs watchers");
+_Static_assert(RV_AGENTAPI_WATCHERS_MAX < RV_HTTPD_CONNS_MAX, "watchers leave connections free");
+_Static_assert(RV_AGENTAPI_BODY_MAX <= RV_HTTP_BODY_MAX, "agent bodies fit the server cap");
+_Static_assert(RV_AGENTAPI_WATCH_DEFAULT_MS <= RV_AGENTAPI_WATCH_MAX_MS, "default under max");
+_Static_assert(RV_AGENTAPI_TOKEN_BYTES * 2 + 8 < RV_AGENTAPI_AUTH_MAX, "a bearer token fits");
+
+/* --- provider (reconciler/provider.c): the provider protocol client --- */
+/* One frame (a JSON object on one line): a list_instances answer for 1,000
+ * instances is ~500 KiB; a longer line is a protocol error, so a broken
+ * provider cannot make reeve buffer without bound. */
+#define RV_PROVIDER_FRAME_MAX (1024 * 1024)
+/* Time a provider has to answer hello after it was started: an interpreter
+ * starting up and reading its state takes well under a second. */
+#define RV_PROVIDER_HELLO_TIMEOUT_MS 10000
+/* A provider that is still silent this long after a request's deadline is
+ * hung: it is killed and restarted, and the call fails with a timeout. */
+#define RV_PROVIDER_DEADLINE_GRACE_MS 5000
+/* Between SIGTERM and SIGKILL when a provider is killed. */
+#define RV_PROVIDER_KILL_GRACE_MS 2000
+/* provider_stop() waits this long for the child to exit after its stdin is
+ * closed before it kills it. */
+#define RV_PROVIDER_STOP_WAIT_MS 5000
+/* The longest deadline of one call: creating a cloud instance with a large
+ * volume takes minutes; an hour means the caller passed a wrong unit. */
+#define RV_PROVIDER_DEADLINE_MAX_MS (60 * 60 * 1000)
+/* Calls in flight on one provider at once: the executor's per-provider
+ * control rod is far lower; past this a call fails with RV_EBUSY. */
+#define RV_PROVIDER_INFLIGHT_MAX 256
+/* Starts of one provider within a minute (the first included): a provider
+ * that keeps crashing is left down and calls fail until the minute passes. */
+#define RV_PROVIDER_RESTARTS_PER_MIN 5
+/* Wait before a restart: base * 2^(starts in the last minute - 1), capped. */
+#define RV_PROVIDER_BACKOFF_BASE_MS 100
+#define RV_PROVIDER_BACKOFF_MAX_MS 10000
+/* A stderr line forwarded to the log; the rest of a longer line is dropped
+ * (log lines are built in a 2 KiB buffer). */
+#define RV_PROVIDER_LOG_LINE_MAX 1024
+/* Method names ("create_instance") and idempotency keys (a SHA-256 in hex
+ * is 64 characters). */
+#define RV_PROVIDER_METHOD_MAX 64
+#define RV_PROVIDER_IDEMPOTENCY_KEY_MAX 128
+/* A provider's name as configured, and arguments of its command line. */
+#define RV_PROVIDER_NAME_MAX 64
+#define RV_PROVIDER_ARGV_MAX 64
+/* Capabilities offered and agreed in the handshake. */
+#define RV_PROVIDER_CAPABILITIES_MAX 32
+
+_Static_assert(RV_PROVIDER_LOG_LINE_MAX < 2048, "a forwarded line fits in a log line");
+_Static_assert(RV_PROVIDER_BACKOFF_BASE_MS <= RV_PROVIDER_BACKOFF_MAX_MS, "backoff base under cap");
+_Static_assert(RV_PROVIDER_BACKOFF_MAX_MS < 60000, "a backoff fits in the restart window");
+_Static_assert(RV_PROVIDER_RESTARTS_PER_MIN >= 2, "a crashed provider is restarted at least once");
+_Static_assert(RV_PROVIDER_NAME_MAX * 3 < RV_ERROR_MSG_MAX, "a name fits in a message");
+
+/* --- engine_pg (agent/engine_pg.c): the PostgreSQL engine adapter --- */
+/* Paths of the bin, data and socket directories and the log: a unix socket
+ * path ("<dir>/.s.PGSQL.<port>") must fit sun_path (108 bytes), the others
+ * are ordinary paths kept well under PATH_MAX. */
+#define RV_PG_PATH_MAX 1024
+#define RV_PG_SOCKET_DIR_MAX 80
+/* Role, application and slot names: PostgreSQL cuts identifiers at
+ * NAMEDATALEN - 1 = 63 bytes; a longer one would be silently truncated. */
+#define RV_PG_NAME_MAX 63
+/* A host name or address, or a CIDR, as written into conninfo and hba. */
+#define RV_PG_HOST_MAX 255
+/* A replication password: SCRAM takes any length, 256 is already far more
+ * entropy than needed. */
+#define RV_PG_PASSWORD_MAX 256
+/* Extra reeve.conf lines rendered from the configuration. */
+#define RV_PG_CONF_EXTRA_MAX (16 * 1024)
+/* synchronous_standby_names: at most 9 instances per cluster, each name
+ * quoted, so 1 KiB holds them with room. */
+#define RV_PG_SYNC_NAMES_MAX 1024
+#define RV_PG_SYNC_MEMBERS_MAX 16
+/* Names of parameters pending a restart kept in a status. */
+#define RV_PG_PENDING_MAX 1024
+/* postgresql.conf as read to add the include line: initdb writes ~30 KiB. */
+#define RV_PG_CONF_FILE_MAX (1024 * 1024)
+/* One parameter value (shared_preload_libraries lists are the longest). */
+#define RV_PG_PARAM_VALUE_MAX 4096
+/* Parameters in one pg_engine_apply_parameters() call. */
+#define RV_PG_PARAMS_MAX 256
+/* Output captured from one tool run (kept for the error message; the rest
+ * is drained and dropped so the child never blocks on a full pipe). */
+#define RV_PG_OUTPUT_MAX (64 * 1024)
+/* initdb of an empty cluster takes seconds; with fsync on a slow disk
+ * tens of seconds. */
+#define RV_PG_INITDB_TIMEOUT_MS (120 * 1000)
+/* Start: crash recovery of a busy server can take a while; past this the
+ * agent reports the node unhealthy instead of waiting forever. */
+#define RV_PG_START_TIMEOUT_MS (60 * 1000)
+/* Stop: a fast shutdown ends sessions and checkpoints; beyond this the
+ * fence falls back to an immediate stop. */
+#define RV_PG_STOP_TIMEOUT_MS (60 * 1000)
+/* Promotion: end of recovery on a caught-up standby is a second or two. */
+#define RV_PG_PROMOTE_TIMEOUT_MS (60 * 1000)
+/* pg_basebackup and pg_rewind copy data: an hour covers a few hundred GiB
+ * on a LAN; larger clusters are restored from backups instead. */
+#define RV_PG_COPY_TIMEOUT_MS (60 * 60 * 1000)
+/* Connecting over the socket or to a primary (libpq connect_timeout is in
+ * whole seconds). */
+#define RV_PG_CONNECT_TIMEOUT_S 5
+/* One SQL statement issued by the engine (statement_timeout). */
+#define RV_PG_STATEMENT_TIMEOUT_MS 30000
+/* Waiting for a reload to be seen by the engine's session. */
+#define RV_PG_RELOAD_WAIT_MS 5000
+
+_Static_assert(RV_PG_SOCKET_DIR_MAX + 20 < 108, "a socket path fits sun_path");
+_Static_assert(RV_PG_SOCKET_DIR_MAX <= RV_PG_PATH_MAX, "socket dir is a path");
+_Static_assert(RV_PG_OUTPUT_MAX / 2 > RV_ERROR_MSG_MAX, "output tail fits a message");
+_Static_assert(RV_PG_CONNECT_TIMEOUT_S * 1000 < RV_PG_START_TIMEOUT_MS, "connect within start");
+
+/* --- executor (reconciler/executor.c, journal.c): the action journal --- */
+/* Attempts of one action before it fails for good: provider and agent calls
+ * retry their own transport errors, so five attempts over a minute or two
+ * ride out a restarting provider without hiding a real fault. */
+#define RV_EXEC_ATTEMPTS_MAX 5
+/* Backoff between attempts: base * 2^(attempt-1), jittered, capped. */
+#define RV_EXEC_BACKOFF_BASE_S 5
+#define RV_EXEC_BACKOFF_MAX_S 300
+/* An action's deadline, from its first start, over all its attempts:
+ * provisioning an instance and seeding it from a large base backup takes
+ * tens of minutes; past an hour something is stuck and a person should look. */
+#define RV_EXEC_DEADLINE_S (60 * 60)
+/* Control rods: actions running at once, in all, per provider and per
+ * cluster (defaults; reeve.yaml may lower or raise them up to the cap). Each
+ * running action holds one worker thread, so the global cap bounds threads. */
+#define RV_EXEC_CONCURRENT_MAX 64
+#define RV_EXEC_CONCURRENT_DEFAULT 8
+#define RV_EXEC_PER_PROVIDER_DEFAULT 4
+#define RV_EXEC_PER_CLUSTER_DEFAULT 2
+/* Output (JSON) a runner returns for one action: instance ids, addresses,
+ * a backup id; a bigger answer is a runner bug and is not stored. */
+#define RV_EXEC_OUTPUT_MAX (64 * 1024)
+/* Actions of unfinished applies held in memory by one executor: far more
+ * than a fleet's worth of rolling changes (~60 per cluster). */
+#define RV_EXEC_ACTIONS_MAX (1024 * 1024)
+/* Status text of an apply: fits the longest forge description with room. */
+#define RV_EXEC_STATUS_MAX 512
+/* Namespaces paused at once (a control rod): one per namespace of a large
+ * fleet is far fewer than this. */
+#define RV_EXEC_PAUSED_MAX 4096
+
+_Static_assert(RV_EXEC_ATTEMPTS_MAX >= 1, "an action runs at least once");
+_Static_assert(RV_EXEC_BACKOFF_BASE_S <= RV_EXEC_BACKOFF_MAX_S, "backoff base under cap");
+_Static_assert(RV_EXEC_BACKOFF_MAX_S * (RV_EXEC_ATTEMPTS_MAX - 1) < RV_EXEC_DEADLINE_S,
+               "every attempt fits before the deadline");
+_Static_assert(RV_EXEC_CONCURRENT_DEFAULT <= RV_EXEC_CONCURRENT_MAX, "default under cap");
+_Static_assert(RV_EXEC_PER_PROVIDER_DEFAULT <= RV_EXEC_CONCURRENT_DEFAULT, "rods nest");
+_Static_assert(RV_EXEC_PER_CLUSTER_DEFAULT <= RV_EXEC_PER_PROVIDER_DEFAULT, "rods nest");
+_Static_assert(RV_EXEC_STATUS_MAX <= RV_ERROR_MSG_MAX + 128, "status carries one error");
+_Static_assert(RV_EXEC_ACTIONS_MAX <= RV_PLAN_ACTIONS_MAX, "an apply is one plan at most");
+
+/* --- agent (agent/agent.c, dcs_client.c, config.c): reeve-agent --- */
+/* Leader TTL: a primary whose agent is gone keeps the leader key this long
+ * at most; short enough for a quick failover, long enough that a busy
+ * reconciler or a GC pause on the node does not cost a failover. */
+#define RV_AGENT_TTL_DEFAULT_MS 10000
+#define RV_AGENT_TTL_MIN_MS 2000
+#define RV_AGENT_TTL_MAX_MS 120000
+/* Health tick: node state refresh and, on replicas, the leader check. */
+#define RV_AGENT_TICK_DEFAULT_MS 1000
+#define RV_AGENT_TICK_MIN_MS 100
+/* A session keepalive goes out every TTL / RV_AGENT_RENEW_DIV; a primary
+ * without an acknowledged keepalive for TTL / RV_AGENT_DEADLINE_DIV
+ * fences itself; each DCS call is cut off after TTL / RV_AGENT_RENEW_DIV,
+ * so a hung reconciler cannot hold a keepalive past the deadline. */
+#define RV_AGENT_RENEW_DIV 4
+#define RV_AGENT_DEADLINE_DIV 2
+/* Other DCS calls of a step are cut off after TTL / RV_AGENT_STEP_CALL_DIV:
+ * a primary past its renew deadline abandons its step between calls, so
+ * fencing starts at most this late (plus one fence check period, TTL /
+ * RV_AGENT_FENCE_CHECK_DIV), leaving the rest of the TTL to stop. */
+#define RV_AGENT_STEP_CALL_DIV 8
+#define RV_AGENT_FENCE_CHECK_DIV 20
+/* A replica long-polls the leader key this long per request; a stop
+ * cancels the request in flight. */
+#define RV_AGENT_WATCH_WAIT_MS 10000
+/* Registration and other calls that are not on the leadership path. */
+#define RV_AGENT_HTTP_TIMEOUT_MS 10000
+/* An answer from the agent API: a kv read holds at most a few values. */
+#define RV_AGENT_REPLY_MAX (256 * 1024)
+/* Retry backoff while waiting for a leader or a reachable reconciler. */
+#define RV_AGENT_BACKOFF_MIN_MS 200
+#define RV_AGENT_BACKOFF_MAX_MS 5000
+/* A replica this far behind the last primary position it saw does not
+ * race for leadership (maxLagOnFailoverBytes default). */
+#define RV_AGENT_FAILOVER_LAG_DEFAULT (1024 * 1024)
+/* Files read by the agent: a secret (token, password) and the saved token. */
+#define RV_AGENT_SECRET_FILE_MAX 4096
+/* Names (node, namespace, cluster) and URLs in the configuration. */
+#define RV_AGENT_NAME_MAX 63
+#define RV_AGENT_URL_MAX 512
+
+_Static_assert(RV_AGENT_TTL_MIN_MS >= RV_DCS_TTL_MIN_MS, "agent ttl within dcs range");
+_Static_assert(RV_AGENT_TTL_MAX_MS <= RV_DCS_TTL_MAX_MS, "agent ttl within dcs range");
+_Static_assert(RV_AGENT_RENEW_DIV > RV_AGENT_DEADLINE_DIV, "renew before the deadline");
+_Static_assert(RV_AGENT_DEADLINE_DIV >= 2, "fencing leaves half a ttl to stop the server");
+_Static_assert(RV_AGENT_STEP_CALL_DIV > RV_AGENT_RENEW_DIV, "step calls end before keepalives");
+_Static_assert(RV_AGENT_WATCH_WAIT_MS <= RV_AGENTAPI_WATCH_MAX_MS, "the api allows the wait");
+_Static_assert(RV_AGENT_FENCE_CHECK_DIV > RV_AGENT_STEP_CALL_DIV, "the check is the finest");
+_Static_assert(RV_AGENT_TTL_MIN_MS / RV_AGENT_FENCE_CHECK_DIV >= 50, "check period is sane");
+_Static_assert(RV_AGENT_BACKOFF_MIN_MS <= RV_AGENT_BACKOFF_MAX_MS, "backoff range");
+_Static_assert(RV_AGENT_TTL_DEFAULT_MS >= RV_AGENT_TTL_MIN_MS &&
+                   RV_AGENT_TTL_DEFAULT_MS <= RV_AGENT_TTL_MAX_MS, "default ttl in range");
+_Static_assert(RV_AGENT_NAME_MAX <= RV_PG_NAME_MAX, "a node name is an application_name");
 
 #endif

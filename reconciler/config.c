@@ -70,19 +70,26 @@ struct conv {
     int rc; /* first RV_ENOMEM */
 };
 
-static void bad(struct conv *cv, const struct doc_node *at, const char *path, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
+static void bad(struct conv *cv, const struct doc_node *at, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void bad(struct conv *cv, const struct doc_node *at, const char *path, const char *fmt,
-                ...)
+static void bad(struct conv *cv, const struct doc_node *at, const char *path, const char *fmt, ...)
 {
     char msg[RV_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (diag_add(cv->diags, DIAG_ERROR, cv->file, at ? at->line : 1, at ? at->col : 1, path, "%s",
-                 msg) != 0)
+    unsigned line = at ? at->line : 1, col = at ? at->col : 1;
+    /* The schema may have said something about this node already: one
+     * error per place is enough. */
+    for (size_t i = 0; i < cv->diags->len; i++) {
+        const struct diag *d = &cv->diags->items[i];
+        if (d->severity == DIAG_ERROR && d->line == line && d->col == col &&
+            strcmp(d->file, cv->file) == 0)
+            return;
+    }
+    if (diag_add(cv->diags, DIAG_ERROR, cv->file, line, col, path, "%s", msg) != 0)
         cv->rc = RV_ENOMEM;
 }
 
@@ -94,7 +101,8 @@ static char *dup_or_fail(struct conv *cv, const char *s)
     return d;
 }
 
-/* The string at key of map, or NULL (the schema has checked the types). */
+/* The string at key of map, or NULL (absent, or not a string: the schema
+ * reports that). */
 static const char *str_at(const struct doc_node *map, const char *key)
 {
     const struct doc_node *n = doc_map_get(map, key);
@@ -198,8 +206,10 @@ static int read_secret_file(char **out, const char *path, char *why, size_t why_
         goto out;
     }
     if (st.st_size > RV_CONFIG_SECRET_MAX) {
-        snprintf(why, why_size, "'%s' is larger than %d bytes; point at the file that holds only "
-                 "the secret", path, RV_CONFIG_SECRET_MAX);
+        snprintf(why, why_size,
+                 "'%s' is larger than %d bytes; point at the file that holds only "
+                 "the secret",
+                 path, RV_CONFIG_SECRET_MAX);
         goto out;
     }
     data = malloc(RV_CONFIG_SECRET_MAX + 1);
@@ -298,7 +308,8 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
         while (len > 0 && c->public_url[len - 1] == '/')
             c->public_url[--len] = '\0';
     }
-    c->data_dir = resolve_path(cv, str_at(root, "dataDir"));
+    if ((s = str_at(root, "dataDir")) != NULL)
+        c->data_dir = resolve_path(cv, s);
 
     /* log */
     s = str_at(log, "level");
@@ -309,9 +320,9 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
 
     /* repository */
     s = str_at(repo, "url");
-    if (strstr(s, "://") == NULL)
+    if (s != NULL && strstr(s, "://") == NULL)
         c->repository.url = resolve_path(cv, s);
-    else
+    else if (s != NULL)
         c->repository.url = dup_or_fail(cv, s);
     s = str_at(repo, "branch");
     c->repository.branch = dup_or_fail(cv, s ? s : "main");
@@ -334,12 +345,14 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
         if (doc_map_get(auth, "secretRef") == NULL)
             bad(cv, auth, "repository.auth",
                 "auth kind '%s' needs a secretRef (env:NAME or file:PATH) with the %s",
-                str_at(auth, "kind"), c->repository.auth == SOURCE_AUTH_TOKEN ? "token" : "password");
+                c->repository.auth == SOURCE_AUTH_TOKEN ? "token" : "basic",
+                c->repository.auth == SOURCE_AUTH_TOKEN ? "token" : "password");
         if (c->repository.auth == SOURCE_AUTH_BASIC && c->repository.username == NULL)
             bad(cv, auth, "repository.auth", "auth kind 'basic' needs a username");
         c->repository.secret = secret_at(cv, auth, "secretRef", "repository.auth.secretRef");
     }
-    if (c->repository.auth != SOURCE_AUTH_NONE && strncmp(c->repository.url, "http", 4) != 0)
+    if (c->repository.auth != SOURCE_AUTH_NONE && c->repository.url != NULL &&
+        strncmp(c->repository.url, "http", 4) != 0)
         bad(cv, doc_map_get(repo, "url"), "repository.url",
             "credentials are sent over HTTP(S) only, and this url is local; remove auth or use an "
             "http(s):// url");
@@ -349,33 +362,41 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
     c->forge.kind = SOURCE_FORGE_NONE;
     if (s != NULL && source_forge_parse(&c->forge.kind, s) != 0)
         bad(cv, doc_map_get(forge, "kind"), "forge.kind", "unknown forge '%s'", s);
+    const char *fk = config_forge_name(c);
     if (c->forge.kind != SOURCE_FORGE_NONE) {
         s = str_at(forge, "apiURL");
         if (s == NULL && c->forge.kind == SOURCE_FORGE_GITHUB)
             s = DEFAULT_GITHUB_API;
         if (s == NULL)
             bad(cv, forge, "forge.apiURL",
-                "forge '%s' needs apiURL, the server's base URL such as https://%s.example.com",
-                str_at(forge, "kind"), str_at(forge, "kind"));
+                "forge '%s' needs apiURL, the server's base URL such as https://%s.example.com", fk,
+                fk);
         else if ((c->forge.api_url = dup_or_fail(cv, s)) != NULL) {
             size_t len = strlen(c->forge.api_url);
             while (len > 0 && c->forge.api_url[len - 1] == '/')
                 c->forge.api_url[--len] = '\0';
         }
         s = str_at(forge, "repository");
-        if (s == NULL)
+        n = doc_map_get(forge, "repository");
+        if (n != NULL && n->kind == DOC_INT) {
+            /* a GitLab project id written as a number */
+            char id[32];
+            snprintf(id, sizeof(id), "%lld", (long long)n->u.i);
+            c->forge.repository = dup_or_fail(cv, id);
+        } else if (s == NULL) {
             bad(cv, forge, "forge.repository",
-                "forge '%s' needs repository, the owner/name statuses are posted to",
-                str_at(forge, "kind"));
-        else
+                "forge '%s' needs repository, the owner/name statuses are posted to", fk);
+        } else {
             c->forge.repository = dup_or_fail(cv, s);
+        }
         if (doc_map_get(forge, "tokenRef") == NULL)
             bad(cv, forge, "forge.tokenRef",
                 "forge '%s' needs tokenRef (env:NAME or file:PATH), a token that may create "
                 "commit statuses",
-                str_at(forge, "kind"));
+                fk);
         c->forge.token = secret_at(cv, forge, "tokenRef", "forge.tokenRef");
-        c->forge.webhook_secret = secret_at(cv, forge, "webhookSecretRef", "forge.webhookSecretRef");
+        c->forge.webhook_secret =
+            secret_at(cv, forge, "webhookSecretRef", "forge.webhookSecretRef");
     } else {
         static const char *const unused[] = {"apiURL", "repository", "tokenRef",
                                              "webhookSecretRef"};
@@ -403,8 +424,10 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
     c->ticks.fast_s = (unsigned)int_at(ticks, "fast", 1);
     if (c->ticks.fast_s > c->ticks.base_s) {
         n = doc_map_get(ticks, "fast");
-        bad(cv, n, "ticks.fast", "the fast tick (%us) is slower than the base tick (%us); make it "
-            "shorter or equal", c->ticks.fast_s, c->ticks.base_s);
+        bad(cv, n, "ticks.fast",
+            "the fast tick (%us) is slower than the base tick (%us); make it "
+            "shorter or equal",
+            c->ticks.fast_s, c->ticks.base_s);
     }
 }
 
@@ -457,11 +480,11 @@ int config_parse(struct config *c, const char *path, const char *data, size_t le
                           "embedded config schema cannot be used: %s (rebuild reeve)", err->msg);
         goto out;
     }
-    if (schema_validate(schema, df->docs[0], path, "", diags) > 0) {
-        rc = RV_EINVAL;
-        goto out;
-    }
+    /* Schema errors do not stop the conversion: every problem of the file
+     * (an unset secret, a remote listen address) is reported at once. */
+    schema_validate(schema, df->docs[0], path, "", diags);
     convert(c, &cv, df->docs[0]);
+    diag_list_sort(diags);
     if (cv.rc != 0) {
         rc = rv_error_set(err, cv.rc, false, "out of memory");
         goto out;
@@ -485,8 +508,7 @@ out:
     return rc;
 }
 
-int config_load(struct config *c, const char *path, struct diag_list *diags,
-                struct rv_error *err)
+int config_load(struct config *c, const char *path, struct diag_list *diags, struct rv_error *err)
 {
     struct buf data = BUF_INIT;
     struct stat st;

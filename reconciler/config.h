@@ -64,13 +64,12 @@ void config_release(struct config *c);
  * relative paths). Problems go to diags; the return is 0 when the config
  * is usable, RV_EINVAL when diags hold errors, RV_ENOMEM, or RV_EINTERNAL
  * when the embedded schema is broken (err says so). c must be initialised;
- * it is released first. */
+ * it is released first. diags is sorted (file order) on return. */
 int config_parse(struct config *c, const char *path, const char *data, size_t len,
                  struct diag_list *diags, struct rv_error *err);
 /* Read path (at most RV_CONFIG_FILE_MAX bytes) and parse it. An unreadable
  * file is RV_EIO with a diagnostic. */
-int config_load(struct config *c, const char *path, struct diag_list *diags,
-                struct rv_error *err);
+int config_load(struct config *c, const char *path, struct diag_list *diags, struct rv_error *err);
 
 /* The forge name statuses and webhooks use ("github"); "none". */
 const char *config_forge_name(const struct config *c);

@@ -59,8 +59,8 @@ int metrics_render(struct buf *out, const struct metrics *m)
             : counter(out, "reeve_git_fetch_failures_total", "Fetches that failed.",
                       m->fetch_failures);
     rc = rc ? rc
-            : counter(out, "reeve_statuses_posted_total",
-                      "Commit statuses the forge accepted.", m->statuses_posted);
+            : counter(out, "reeve_statuses_posted_total", "Commit statuses the forge accepted.",
+                      m->statuses_posted);
     rc = rc ? rc
             : counter(out, "reeve_statuses_failed_total",
                       "Commit statuses given up (refused by the forge, or retried too long).",

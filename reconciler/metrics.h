@@ -12,7 +12,10 @@
 #include "buf.h"
 
 /* Upper bounds (seconds) of the duration histograms' buckets; +Inf is added. */
-#define METRICS_BUCKETS_INIT {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+#define METRICS_BUCKETS_INIT                                                                       \
+    {                                                                                              \
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60                            \
+    }
 #define METRICS_NBUCKETS 13
 
 struct metrics_histogram {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <zstd.h>
 
 #include "limits.h"
 
@@ -25,6 +26,48 @@ static int put_json(struct buf *out, json_t *v)
 static int put_str(struct buf *out, const char *s)
 {
     return put_json(out, s ? json_string(s) : json_null());
+}
+
+/* Room for extra more bytes, growing by an eighth rather than doubling as
+ * buf_reserve does: a document can be tens of MiB. */
+static int reserve_tight(struct buf *b, size_t extra)
+{
+    if (b->data != NULL && b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->len + extra + 1;
+    cap += cap / 8;
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return RV_ENOMEM;
+    if (b->data == NULL)
+        p[0] = '\0';
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Hand what out holds to write once it is worth a call (or at the end). */
+static int drain(struct buf *out, pages_write_fn write, void *payload, bool all)
+{
+    int rc = 0;
+    if (write == NULL || out->len == 0 || (!all && out->len < RV_SERVE_WRITE_CHUNK))
+        return 0;
+    rc = write(out->data, out->len, payload);
+    buf_clear(out);
+    return rc;
+}
+
+static size_t actions_estimate(const struct plan *p, size_t first, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = first; i < first + n; i++) {
+        const struct plan_action *a = &p->actions[i];
+        bytes += 200 + strlen(a->id) + strlen(a->cluster) + strlen(a->node) + strlen(a->reason) +
+                 strlen(a->waits_for) + (a->blocked ? strlen(a->blocked) : 0);
+        for (size_t d = 0; d < a->ndeps; d++)
+            bytes += 3 + strlen(p->actions[a->deps[d]].id);
+    }
+    return bytes + bytes / 16;
 }
 
 /* Append the "actions" of p[first, first+n) with deps made relative, via
@@ -78,7 +121,8 @@ out:
     return rc;
 }
 
-int pages_plan_json(struct buf *out, const struct plan *p, size_t chunk)
+int pages_plan_json(struct buf *out, const struct plan *p, size_t chunk, pages_write_fn write,
+                    void *payload)
 {
     static const char tail[] = "\"actions\":[]}";
     struct plan head = *p;
@@ -125,7 +169,12 @@ int pages_plan_json(struct buf *out, const struct plan *p, size_t chunk)
     size_t start = 0;
     for (size_t e = 1; e <= p->nactions && rc == 0; e++) {
         if (e == p->nactions || (e - start >= chunk && mind[e] >= e)) {
-            rc = put_actions(out, p, start, e - start, start > 0);
+            if (write == NULL)
+                rc = reserve_tight(out, actions_estimate(p, start, e - start));
+            if (rc == 0)
+                rc = put_actions(out, p, start, e - start, start > 0);
+            if (rc == 0)
+                rc = drain(out, write, payload, false);
             start = e;
         }
     }
@@ -158,14 +207,19 @@ static json_t *validation_json(const struct diag_list *l)
     return v;
 }
 
-int pages_doc_json(struct buf *out, const struct pages_doc *d)
+int pages_doc_json(struct buf *out, const struct pages_doc *d, bool head_only, pages_write_fn write,
+                   void *payload)
 {
+    if (write == NULL && d->plan != NULL && !head_only &&
+        reserve_tight(out, 4096 + actions_estimate(d->plan, 0, d->plan->nactions)) != 0)
+        return RV_ENOMEM;
     int rc = buf_puts(out, "{\"sha\":");
     rc = rc ? rc : put_str(out, d->sha);
     rc = rc ? rc : buf_puts(out, ",\"base\":");
     rc = rc ? rc : put_str(out, d->base);
-    rc = rc ? rc : buf_puts(out, d->pull_request ? ",\"kind\":\"pull_request\",\"pull_request\":"
-                                                 : ",\"kind\":\"main\",\"pull_request\":");
+    rc = rc ? rc
+            : buf_puts(out, d->pull_request ? ",\"kind\":\"pull_request\",\"pull_request\":"
+                                            : ",\"kind\":\"main\",\"pull_request\":");
     if (rc == 0 && d->pull_request)
         rc = buf_printf(out, "%llu", (unsigned long long)d->number);
     else if (rc == 0)
@@ -177,34 +231,138 @@ int pages_doc_json(struct buf *out, const struct pages_doc *d)
         rc = rc ? rc : put_str(out, d->plan_error);
     }
     rc = rc ? rc : buf_puts(out, ",\"plan\":");
-    if (rc == 0)
-        rc = d->plan ? pages_plan_json(out, d->plan, 0) : buf_puts(out, "null");
+    if (rc == 0 && d->plan == NULL) {
+        rc = buf_puts(out, "null");
+    } else if (rc == 0 && head_only) {
+        /* the plan without its actions: base, head, revision, summary */
+        struct plan h = *d->plan;
+        h.actions = NULL;
+        h.nactions = 0;
+        json_t *j = plan_to_json(&h);
+        if (j != NULL)
+            json_object_del(j, "actions");
+        rc = put_json(out, j);
+    } else if (rc == 0) {
+        rc = pages_plan_json(out, d->plan, 0, write, payload);
+    }
     rc = rc ? rc : buf_putc(out, '}');
+    rc = rc ? rc : drain(out, write, payload, true);
     return rc;
 }
 
-int pages_doc_text(struct buf *out, const struct pages_doc *d)
+int pages_doc_text(FILE *f, const struct pages_doc *d)
 {
-    char *mem = NULL;
-    size_t len = 0;
-    int rc = 0;
-    if (d->plan == NULL) {
-        if (d->plan_error)
-            return buf_printf(out, "not planned: %s\n", d->plan_error);
-        return buf_printf(out, "not planned: specs are invalid (%zu error%s); fix them and push "
-                               "again\n",
-                          d->diags->errors, d->diags->errors == 1 ? "" : "s");
+    if (d->plan != NULL)
+        return plan_print_text(f, d->plan, false);
+    if (d->plan_error != NULL)
+        fprintf(f, "not planned: %s\n", d->plan_error);
+    else
+        fprintf(f, "not planned: specs are invalid (%zu error%s); fix them and push again\n",
+                d->diags->errors, d->diags->errors == 1 ? "" : "s");
+    return ferror(f) ? RV_EIO : 0;
+}
+
+/* --- compression --- */
+
+/* A zstd stream into a buffer. */
+struct zout {
+    ZSTD_CCtx *cctx;
+    struct buf out;
+};
+
+static int zout_put(struct zout *z, const void *data, size_t len, ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {data, len, 0};
+    for (;;) {
+        if (reserve_tight(&z->out, ZSTD_CStreamOutSize()) != 0)
+            return RV_ENOMEM;
+        ZSTD_outBuffer o = {z->out.data + z->out.len, z->out.cap - z->out.len - 1, 0};
+        size_t left = ZSTD_compressStream2(z->cctx, &o, &in, mode);
+        if (ZSTD_isError(left))
+            return RV_ENOMEM;
+        z->out.len += o.pos;
+        if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+            return 0;
     }
-    FILE *f = open_memstream(&mem, &len);
+}
+
+static int zout_write(const char *data, size_t len, void *payload)
+{
+    return zout_put(payload, data, len, ZSTD_e_continue);
+}
+
+static int zout_begin(struct zout *z)
+{
+    buf_init(&z->out);
+    z->cctx = ZSTD_createCCtx();
+    return z->cctx != NULL ? 0 : RV_ENOMEM;
+}
+
+static int zout_end(struct zout *z)
+{
+    return zout_put(z, "", 0, ZSTD_e_end);
+}
+
+static void zout_release(struct zout *z)
+{
+    ZSTD_freeCCtx(z->cctx);
+    z->cctx = NULL;
+    buf_release(&z->out);
+}
+
+/* The plan's text through a FILE that compresses what it is given. */
+static ssize_t text_cookie_write(void *cookie, const char *data, size_t len)
+{
+    return zout_put(cookie, data, len, ZSTD_e_continue) == 0 ? (ssize_t)len : -1;
+}
+
+static int compress_text(struct zout *z, const struct pages_doc *d)
+{
+    cookie_io_functions_t io = {.write = text_cookie_write};
+    FILE *f = fopencookie(z, "w", io);
     if (f == NULL)
         return RV_ENOMEM;
-    rc = plan_print_text(f, d->plan, false);
+    int rc = pages_doc_text(f, d);
     if (fclose(f) != 0 && rc == 0)
         rc = RV_ENOMEM;
-    if (rc == 0)
-        rc = buf_append(out, mem, len);
-    free(mem);
-    return rc;
+    return rc ? rc : zout_end(z);
+}
+
+/* Decompress len bytes into *out (NUL-terminated), at most
+ * RV_SERVE_PAGE_MAX bytes. */
+static int unzstd(char **out, size_t *out_len, const void *data, size_t len)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    struct buf b = BUF_INIT;
+    ZSTD_inBuffer in = {data, len, 0};
+    size_t ret = 1;
+    int rc = dctx ? 0 : RV_ENOMEM;
+    while (rc == 0 && (in.pos < in.size || ret != 0)) {
+        if (b.len > RV_SERVE_PAGE_MAX) {
+            rc = RV_ELIMIT;
+            break;
+        }
+        if (reserve_tight(&b, ZSTD_DStreamOutSize()) != 0) {
+            rc = RV_ENOMEM;
+            break;
+        }
+        ZSTD_outBuffer o = {b.data + b.len, b.cap - b.len - 1, 0};
+        ret = ZSTD_decompressStream(dctx, &o, &in);
+        if (ZSTD_isError(ret) || (o.pos == 0 && in.pos == in.size && ret != 0))
+            rc = RV_EPARSE; /* damaged, or cut short */
+        b.len += o.pos;
+    }
+    ZSTD_freeDCtx(dctx);
+    if (rc == 0 && reserve_tight(&b, 0) != 0)
+        rc = RV_ENOMEM;
+    if (rc != 0) {
+        buf_release(&b);
+        return rc;
+    }
+    b.data[b.len] = '\0';
+    *out_len = b.len;
+    *out = buf_detach(&b);
+    return 0;
 }
 
 /* --- storage --- */
@@ -215,43 +373,74 @@ static int sql_error(struct db *db, struct rv_error *err, const char *what)
                         sqlite3_errmsg(db_handle(db)));
 }
 
-int pages_store_put(int64_t *out_id, struct db *db, const char *sha, const char *base,
-                    const char *json, size_t json_len, int64_t now, struct rv_error *err)
+int pages_store(int64_t *out_id, struct db *db, const struct pages_doc *d, int64_t now,
+                struct rv_error *err)
 {
+    struct buf head = BUF_INIT, scratch = BUF_INIT;
+    struct zout zj = {0}, zt = {0};
     sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (json_len > INT32_MAX)
-        return rv_error_set(err, RV_ELIMIT, false, "the plan page of %s is larger than 2 GiB",
-                            sha);
-    /* Bound without a copy: the plan of a whole fleet is tens of MiB. */
+    bool in_tx = false;
+    int64_t id = 0;
+    int rc = pages_doc_json(&head, d, true, NULL, NULL);
+    if (rc == 0)
+        rc = zout_begin(&zj);
+    if (rc == 0)
+        rc = pages_doc_json(&scratch, d, false, zout_write, &zj);
+    if (rc == 0)
+        rc = zout_end(&zj);
+    buf_release(&scratch);
+    if (rc == 0)
+        rc = zout_begin(&zt);
+    if (rc == 0)
+        rc = compress_text(&zt, d);
+    if (rc != 0) {
+        rc = rv_error_set(err, rc, false, "cannot build the plan page of %s: %s", d->sha,
+                          rv_strerror(rc));
+        goto out;
+    }
+    if (zj.out.len > INT32_MAX || zt.out.len > INT32_MAX || head.len > INT32_MAX) {
+        rc = rv_error_set(err, RV_ELIMIT, false, "the plan page of %s is over 2 GiB", d->sha);
+        goto out;
+    }
+    rc = db_begin(db, err);
+    if (rc != 0)
+        goto out;
+    in_tx = true;
     if (sqlite3_prepare_v2(db_handle(db),
                            "INSERT INTO plans (base_sha, head_sha, observed_rev, json, created_at)"
                            " VALUES (?, ?, 0, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, base ? base : "", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, sha, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, json, (int)json_len, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 4, now) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+        sqlite3_bind_text(st, 1, d->base ? d->base : "", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, d->sha, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, head.data, (int)head.len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, now) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
         rc = sql_error(db, err, "store");
-    else
-        *out_id = db_last_insert_id(db);
+        goto out;
+    }
+    id = db_last_insert_id(db);
     sqlite3_finalize(st);
-    return rc;
-}
-
-int pages_store_put_text(struct db *db, int64_t id, const char *text, size_t text_len,
-                         struct rv_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (text_len > INT32_MAX)
-        return rv_error_set(err, RV_ELIMIT, false, "a plan page's text is larger than 2 GiB");
-    if (sqlite3_prepare_v2(db_handle(db), "UPDATE plans SET text = ? WHERE id = ?", -1, &st,
-                           NULL) != SQLITE_OK ||
-        sqlite3_bind_text(st, 1, text, (int)text_len, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, id) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+    st = NULL;
+    if (sqlite3_prepare_v2(db_handle(db),
+                           "INSERT INTO plan_pages (plan_id, json_zst, text_zst) VALUES (?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+        sqlite3_bind_blob(st, 2, zj.out.data, (int)zj.out.len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_blob(st, 3, zt.out.data, (int)zt.out.len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE) {
         rc = sql_error(db, err, "store");
+        goto out;
+    }
+    rc = db_commit(db, err);
+    in_tx = rc != 0;
+    if (rc == 0 && out_id != NULL)
+        *out_id = id;
+out:
     sqlite3_finalize(st);
+    if (in_tx)
+        db_rollback(db);
+    zout_release(&zj);
+    zout_release(&zt);
+    buf_release(&head);
     return rc;
 }
 
@@ -267,13 +456,23 @@ int pages_store_prune(int64_t *out_deleted, struct db *db, int64_t before, struc
     return rc;
 }
 
-int pages_store_get(char **out_json, char **out_text, struct db *db, const char *sha,
-                    struct rv_error *err)
+void pages_page_release(struct pages_page *p)
+{
+    free(p->head);
+    free(p->json);
+    free(p->text);
+    memset(p, 0, sizeof(*p));
+}
+
+int pages_store_get(struct pages_page *out, struct db *db, const char *sha, bool want_json,
+                    bool want_text, struct rv_error *err)
 {
     sqlite3_stmt *st = NULL;
-    char *json = NULL, *text = NULL;
+    struct pages_page pg = {0};
     int rc = db_prepare(&st, db, err,
-                        "SELECT json, text FROM plans WHERE head_sha = ? ORDER BY id DESC LIMIT 1",
+                        "SELECT p.json, g.json_zst, g.text_zst FROM plans p"
+                        " JOIN plan_pages g ON g.plan_id = p.id"
+                        " WHERE p.head_sha = ? ORDER BY p.id DESC LIMIT 1",
                         "t", sha);
     if (rc != 0)
         goto out;
@@ -284,17 +483,22 @@ int pages_store_get(char **out_json, char **out_text, struct db *db, const char 
         rc = RV_ENOTFOUND;
         goto out;
     }
-    if (db_column_text(&json, st, 0) != 0 || db_column_text(&text, st, 1) != 0) {
-        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    rc = db_column_text(&pg.head, st, 0) != 0 ? RV_ENOMEM : 0;
+    if (rc == 0 && want_json)
+        rc = unzstd(&pg.json, &pg.json_len, sqlite3_column_blob(st, 1),
+                    (size_t)sqlite3_column_bytes(st, 1));
+    if (rc == 0 && want_text)
+        rc = unzstd(&pg.text, &pg.text_len, sqlite3_column_blob(st, 2),
+                    (size_t)sqlite3_column_bytes(st, 2));
+    if (rc != 0) {
+        rc = rv_error_set(err, rc, false, "the stored plan page of %s cannot be read: %s", sha,
+                          rv_strerror(rc));
         goto out;
     }
-    *out_json = json;
-    *out_text = text;
-    json = text = NULL;
-    rc = 0;
+    *out = pg;
+    memset(&pg, 0, sizeof(pg));
 out:
-    free(json);
-    free(text);
+    pages_page_release(&pg);
     db_finalize(st);
     return rc;
 }
@@ -332,28 +536,6 @@ int pages_html_escape(struct buf *out, const char *s)
         }
     }
     return rc;
-}
-
-/* The document without its plan: everything before ,"plan": closed with a
- * brace. pages_doc_json writes "plan" last and no earlier key or string can
- * hold that byte sequence unescaped, so the cut is exact; without it the
- * whole document is read. */
-static json_t *load_head(const char *json)
-{
-    const char *cut = strstr(json, ",\"plan\":");
-    json_t *j = NULL;
-    if (cut != NULL) {
-        size_t n = (size_t)(cut - json);
-        char *head = malloc(n + 2);
-        if (head == NULL)
-            return NULL;
-        memcpy(head, json, n);
-        head[n] = '}';
-        head[n + 1] = '\0';
-        j = json_loadb(head, n + 1, 0, NULL);
-        free(head);
-    }
-    return j ? j : json_loads(json, 0, NULL);
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -394,10 +576,10 @@ static const char page_style[] =
     "padding:1em;overflow:auto}.ok{color:#1a7f37}.error{color:#cf222e}.warning{color:#9a6700}"
     "li{margin:.2em 0}nav a{margin-right:1em}";
 
-int pages_render_html(struct buf *out, const char *sha, const char *json, const char *text,
+int pages_render_html(struct buf *out, const char *sha, const char *head, const char *text,
                       const char *branch)
 {
-    json_t *doc = load_head(json);
+    json_t *doc = json_loads(head, 0, NULL);
     const json_t *v = json_object_get(doc, "validation");
     const json_t *diags = json_object_get(v, "diagnostics");
     const char *base = json_string_value(json_object_get(doc, "base"));
@@ -407,10 +589,11 @@ int pages_render_html(struct buf *out, const char *sha, const char *json, const 
     json_int_t warnings = json_integer_value(json_object_get(v, "warnings"));
     int rc = doc ? 0 : RV_EPARSE;
 
-    rc = rc ? rc : buf_puts(out, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                                 "<title>reeve plan ");
-    rc = rc ? rc : buf_printf(out, "%.12s</title><style>%s</style></head><body>\n", sha,
-                              page_style);
+    rc = rc ? rc
+            : buf_puts(out, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                            "<title>reeve plan ");
+    rc =
+        rc ? rc : buf_printf(out, "%.12s</title><style>%s</style></head><body>\n", sha, page_style);
     rc = rc ? rc : buf_printf(out, "<h1>Plan for <code>%s</code></h1>\n<p>", sha);
     if (rc == 0 && pr) {
         rc = buf_printf(out, "Head of pull request #%lld into <code>",
@@ -450,8 +633,9 @@ int pages_render_html(struct buf *out, const char *sha, const char *json, const 
     rc = rc ? rc : buf_puts(out, "</pre>\n<nav><a href=\"?format=json\">JSON</a>");
     if (rc == 0 && base && base[0] && pages_sha_valid(base))
         rc = buf_printf(out, "<a href=\"%s\">base plan</a>", base);
-    rc = rc ? rc : buf_puts(out, "<a href=\"../healthz\">health</a><a href=\"../metrics\">metrics"
-                                 "</a></nav>\n</body></html>\n");
+    rc = rc ? rc
+            : buf_puts(out, "<a href=\"../healthz\">health</a><a href=\"../metrics\">metrics"
+                            "</a></nav>\n</body></html>\n");
     json_decref(doc);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "reconcile.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +64,11 @@ struct reconcile {
     struct outbox ob;
     struct cache cache;
     bool main_done_known;
-    git_oid main_done; /* the last main commit reconciled */
+    git_oid main_done;  /* the last main commit reconciled */
     struct pull *pulls; /* sorted by number */
     size_t npulls, cap;
     int64_t last_prune;
+    char fetch_error[RV_ERROR_MSG_MAX]; /* the last fetch's failure, "" after a success */
 };
 
 static uint64_t now_ms(void)
@@ -133,8 +135,10 @@ static int path_cmp(const void *key, const void *item)
 
 static bool changed(const struct view *v, const char *path)
 {
-    return v->full || bsearch(path, v->changed.items, v->changed.len, sizeof(*v->changed.items),
-                              path_cmp) != NULL;
+    if (v->full)
+        return true;
+    return v->changed.len > 0 && bsearch(path, v->changed.items, v->changed.len,
+                                         sizeof(*v->changed.items), path_cmp) != NULL;
 }
 
 static int copy_diag(struct diag_list *dst, const struct diag *d)
@@ -366,8 +370,8 @@ static void plan_summary_text(char *out, size_t size, const struct plan *p)
         snprintf(out, size, "No changes.");
         return;
     }
-    int n = snprintf(out, size, "Plan: %zu to add, %zu to change, %zu to destroy.",
-                     p->summary.add, p->summary.change, p->summary.destroy);
+    int n = snprintf(out, size, "Plan: %zu to add, %zu to change, %zu to destroy.", p->summary.add,
+                     p->summary.change, p->summary.destroy);
     if (p->summary.blocked && n > 0 && (size_t)n < size)
         snprintf(out + n, size - (size_t)n, " %zu action%s blocked.", p->summary.blocked,
                  p->summary.blocked == 1 ? "" : "s");
@@ -516,22 +520,7 @@ static int store_page(struct reconcile *r, const struct outcome *o, const char *
         .plan = o->planned ? &o->plan : NULL,
         .plan_error = o->plan_error[0] ? o->plan_error : NULL,
     };
-    struct buf b = BUF_INIT;
-    int64_t id = 0;
-    int rc = pages_doc_json(&b, &doc);
-    if (rc == 0)
-        rc = pages_store_put(&id, r->db, sha, base, b.data, b.len, (int64_t)time(NULL), err);
-    else
-        rc = rv_error_set(err, rc, false, "cannot build the plan page of %.12s: %s", sha,
-                          rv_strerror(rc));
-    buf_release(&b);
-    if (rc == 0 && (rc = pages_doc_text(&b, &doc)) != 0)
-        rc = rv_error_set(err, rc, false, "cannot build the plan page of %.12s: %s", sha,
-                          rv_strerror(rc));
-    if (rc == 0)
-        rc = pages_store_put_text(r->db, id, b.data ? b.data : "", b.len, err);
-    buf_release(&b);
-    return rc;
+    return pages_store(NULL, r->db, &doc, (int64_t)time(NULL), err);
 }
 
 static void describe(char *out, size_t size, const struct outcome *o)
@@ -633,8 +622,8 @@ static int reconcile_main(struct reconcile *r, const git_oid *tip, struct rv_err
         goto out;
     describe(what, sizeof(what), &o);
     store_event_append(r->db, (int64_t)time(NULL), "reconcile", r->main_ref, what, NULL, NULL);
-    log_info(LOG_C, "reconciled %s %.12s (from %.12s) in %" PRIu64 " ms: %s", r->main_ref,
-             tip_hex, have_prev ? prev_hex : "nothing", now_ms() - t0, what);
+    log_info(LOG_C, "reconciled %s %.12s (from %.12s) in %" PRIu64 " ms: %s", r->main_ref, tip_hex,
+             have_prev ? prev_hex : "nothing", now_ms() - t0, what);
     r->main_done = *tip;
     r->main_done_known = true;
 out:
@@ -842,8 +831,8 @@ static int reconcile_pull(struct reconcile *r, struct pull *p, const git_oid *he
         enqueue(r, head_hex, "reeve/validate", FORGE_SUCCESS, desc);
         if (o.planned) {
             plan_summary_text(desc, sizeof(desc), &o.plan);
-            enqueue(r, head_hex, "reeve/plan", o.plan.summary.blocked ? FORGE_FAILURE : FORGE_SUCCESS,
-                    desc);
+            enqueue(r, head_hex, "reeve/plan",
+                    o.plan.summary.blocked ? FORGE_FAILURE : FORGE_SUCCESS, desc);
         } else {
             snprintf(desc, sizeof(desc), "cannot plan: %.480s", o.plan_error);
             enqueue(r, head_hex, "reeve/plan", FORGE_ERROR, desc);
@@ -928,7 +917,8 @@ static void reconcile_pulls(struct reconcile_result *out, struct reconcile *r,
         if (rc != 0) {
             log_error(LOG_C, "cannot reconcile pull/%" PRIu64 ": %s%s", p->number, err.msg,
                       err.retryable ? " (retrying on the next tick)" : "");
-            snprintf(out->error, sizeof(out->error), "pull/%" PRIu64 ": %.450s", p->number, err.msg);
+            snprintf(out->error, sizeof(out->error), "pull/%" PRIu64 ": %.450s", p->number,
+                     err.msg);
             if (err.retryable || rc == RV_ENOMEM) {
                 out->failed = true;
             } else {
@@ -1018,26 +1008,36 @@ static void fetch(struct reconcile_result *out, struct reconcile *r)
     out->fetched = true;
     out->fetch_rc = source_fetch(r->src, &res, &err);
     out->fetch_ms = res.duration_ms;
-    if (out->fetch_rc != 0 && out->fetch_rc != RV_ENOTFOUND) {
+    if (out->fetch_rc != 0) {
+        /* RV_ENOTFOUND: no such repository, or no main branch in it; the
+         * source has logged it. Either way nothing can be reconciled. */
         snprintf(out->error, sizeof(out->error), "fetch: %.480s", err.msg);
+        /* Said once per distinct failure, not on every retry. */
+        if (strcmp(r->fetch_error, err.msg) != 0)
+            log_warn("source", "fetch from %s failed after %" PRIu64 " ms: %s; retrying every %us",
+                     source_url(r->src), res.duration_ms, err.msg, r->cfg->ticks.base_s);
+        else
+            log_debug("source", "fetch failed again: %s", err.msg);
+        snprintf(r->fetch_error, sizeof(r->fetch_error), "%s", err.msg);
     } else {
+        if (r->fetch_error[0])
+            log_info("source", "fetch from %s works again", source_url(r->src));
+        r->fetch_error[0] = '\0';
         char names[256] = "";
         size_t used = 0;
         for (size_t i = 0; i < res.nchanges && used + 40 < sizeof(names); i++) {
             char name[32];
             source_ref_change_name(name, sizeof(name), &res.changes[i]);
-            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
-                                     name);
+            used +=
+                (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", name);
         }
         if (res.nchanges > 0 && used + 40 >= sizeof(names))
             snprintf(names + used, sizeof(names) - used, ", ...");
-        log_debug("source", "fetched %s in %" PRIu64 " ms: %zu ref%s changed%s%s (%u objects, %" PRIu64
-                 " bytes)", source_url(r->src), res.duration_ms, res.nchanges,
-                 res.nchanges == 1 ? "" : "s", res.nchanges ? ": " : "", names,
-                 res.received_objects, res.received_bytes);
-        if (out->fetch_rc == RV_ENOTFOUND)
-            log_warn("source", "%s", err.msg);
-        out->fetch_rc = 0;
+        log_debug("source",
+                  "fetched %s in %" PRIu64 " ms: %zu ref%s changed%s%s (%u objects, %" PRIu64
+                  " bytes)",
+                  source_url(r->src), res.duration_ms, res.nchanges, res.nchanges == 1 ? "" : "s",
+                  res.nchanges ? ": " : "", names, res.received_objects, res.received_bytes);
     }
     source_fetch_result_release(&res);
 }
@@ -1067,6 +1067,9 @@ void reconcile_pass(struct reconcile_result *out, struct reconcile *r,
         if (!r->main_done_known || !git_oid_equal(&r->main_done, &tip) || !r->cache.loaded) {
             bool done = r->main_done_known && git_oid_equal(&r->main_done, &tip);
             rc = done ? cache_load(r, &tip, &err) : reconcile_main(r, &tip, &err);
+            /* A first plan of a whole fleet leaves tens of MiB freed in
+             * the allocator's arenas: give them back to the system. */
+            malloc_trim(0);
             if (!done)
                 out->refs_reconciled++;
             if (rc != 0) {
@@ -1134,7 +1137,7 @@ out:
 
 static enum forge_kind forge_kind_of(enum source_forge f)
 {
-    return f == SOURCE_FORGE_GITLAB ? FORGE_GITLAB
+    return f == SOURCE_FORGE_GITLAB  ? FORGE_GITLAB
            : f == SOURCE_FORGE_GITEA ? FORGE_GITEA
                                      : FORGE_GITHUB;
 }

@@ -61,10 +61,10 @@ struct reconcile_result {
     size_t refs_reconciled;
     bool main_known;
     size_t clusters_desired;
-    bool more;   /* refs were left for another pass */
-    bool failed; /* a ref failed in a way a retry may fix */
-    int64_t outbox_next_due; /* Unix seconds; 0 when nothing is queued */
-    struct outbox_metrics outbox; /* totals since reconcile_new */
+    bool more;                     /* refs were left for another pass */
+    bool failed;                   /* a ref failed in a way a retry may fix */
+    int64_t outbox_next_due;       /* Unix seconds; 0 when nothing is queued */
+    struct outbox_metrics outbox;  /* totals since reconcile_new */
     uint64_t duplicate_deliveries; /* deliveries already recorded before a restart */
     char error[RV_ERROR_MSG_MAX];  /* the last failure, for logs and /healthz */
 };

@@ -138,8 +138,7 @@ static int write_port_file(const struct serve *s, struct rv_error *err)
     bool ok = fprintf(f, "%u\n", (unsigned)s->port) > 0;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp.data, path.data) != 0)
-        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", path.data,
-                          strerror(errno));
+        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", path.data, strerror(errno));
 out:
     buf_release(&path);
     buf_release(&tmp);
@@ -301,7 +300,7 @@ static void account(struct serve *s, const struct reconcile_result *r)
     s->duplicate_deliveries += r->duplicate_deliveries;
     if (r->error[0])
         snprintf(s->last_error, sizeof(s->last_error), "%s", r->error);
-    else if ((!r->fetched || r->fetch_rc == 0) && !r->failed)
+    else if (!r->failed && !s->last_fetch_failed)
         s->last_error[0] = '\0';
 }
 
@@ -389,12 +388,18 @@ static int on_webhook(const struct webhook_event *ev, void *payload)
     struct reconcile_event *e = &s->pending[s->npending++];
     memset(e, 0, sizeof(*e));
     snprintf(e->delivery, sizeof(e->delivery), "%s", ev->delivery);
-    if (ev->kind == WEBHOOK_PULL_REQUEST && ev->pr.number > 0 &&
-        strcmp(ev->pr.base_ref, s->cfg->repository.branch) == 0) {
+    if (ev->kind == WEBHOOK_PULL_REQUEST && ev->pr.number > 0) {
         e->pull = (uint64_t)ev->pr.number;
         e->state = ev->pr.action != WEBHOOK_PR_CLOSED ? RECONCILE_PR_OPEN
-                   : ev->pr.merged                   ? RECONCILE_PR_MERGED
-                                                     : RECONCILE_PR_CLOSED;
+                   : ev->pr.merged                    ? RECONCILE_PR_MERGED
+                                                      : RECONCILE_PR_CLOSED;
+        /* A pull request into another branch is not planned against this
+         * one: treat it as closed until it is retargeted (an event again). */
+        if (strcmp(ev->pr.base_ref, s->cfg->repository.branch) != 0) {
+            log_info(LOG_C, "pull request #%lld targets '%s', not '%s'; not planned",
+                     (long long)ev->pr.number, ev->pr.base_ref, s->cfg->repository.branch);
+            e->state = RECONCILE_PR_CLOSED;
+        }
     }
     request_pass(s, true);
     return 0;
@@ -407,9 +412,7 @@ static void on_healthz(struct httpd_req *req, void *payload)
     struct serve *s = payload;
     char fetch[32] = "", rec[32] = "";
     struct buf b = BUF_INIT;
-    const char *status = !s->fetched_once        ? "starting"
-                         : s->last_fetch_failed ? "degraded"
-                                                : "ok";
+    const char *status = !s->fetched_once ? "starting" : s->last_fetch_failed ? "degraded" : "ok";
     if (s->fetched_once)
         time_text(fetch, sizeof(fetch), s->last_fetch);
     if (s->last_reconcile)
@@ -458,8 +461,8 @@ static void page_work(uv_work_t *w)
     struct page_req *p = w->data;
     struct serve *s = p->s;
     struct rv_error err = {0};
-    char *json = NULL, *text = NULL;
-    int rc = pages_store_get(&json, &text, s->pages_db, p->sha, &err);
+    struct pages_page pg = {0};
+    int rc = pages_store_get(&pg, s->pages_db, p->sha, p->json, !p->json, &err);
     p->content_type = "text/plain; charset=utf-8";
     if (rc == RV_ENOTFOUND) {
         p->status = 404;
@@ -474,20 +477,24 @@ static void page_work(uv_work_t *w)
     } else if (p->json) {
         p->status = 200;
         p->content_type = "application/json";
-        if (buf_puts(&p->body, json) != 0 || buf_putc(&p->body, '\n') != 0)
+        /* hand the document over as the body, with a final newline */
+        p->body.data = pg.json;
+        p->body.len = pg.json_len;
+        p->body.cap = pg.json_len + 1;
+        pg.json = NULL;
+        if (buf_putc(&p->body, '\n') != 0)
             p->status = 500;
     } else {
         p->status = 200;
         p->content_type = "text/html; charset=utf-8";
-        if (pages_render_html(&p->body, p->sha, json, text, s->cfg->repository.branch) != 0) {
+        if (pages_render_html(&p->body, p->sha, pg.head, pg.text, s->cfg->repository.branch) != 0) {
             p->status = 500;
             p->content_type = "text/plain; charset=utf-8";
             buf_clear(&p->body);
             buf_puts(&p->body, "cannot render the plan page; the ?format=json view may work\n");
         }
     }
-    free(json);
-    free(text);
+    pages_page_release(&pg);
 }
 
 static void page_next(struct serve *s);
@@ -723,8 +730,8 @@ int serve_run(struct serve *s)
     uint64_t base_ms = (uint64_t)c->ticks.base_s * 1000u;
     log_info(LOG_C, "serving on http://%s (port %u); status links under %s", c->listen,
              (unsigned)s->port, s->public_url);
-    log_info(LOG_C, "repository %s, branch '%s', fetching %s; forge %s%s%s; %s%s", c->repository.url,
-             c->repository.branch,
+    log_info(LOG_C, "repository %s, branch '%s', fetching %s; forge %s%s%s; %s%s",
+             c->repository.url, c->repository.branch,
              c->repository.poll_interval_s ? "periodically" : "at start and on webhooks only",
              config_forge_name(c), c->forge.repository ? " " : "",
              c->forge.repository ? c->forge.repository : "",

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "journal.h"
 #include "limits.h"
 
 /* Migration 1. STRICT tables: a wrong type is an error, not a silent
@@ -131,14 +132,21 @@ static const char store_schema_v1[] =
     "CREATE INDEX actions_by_state ON actions (state, next_attempt_at);"
     "CREATE INDEX actions_by_plan ON actions (plan_id);";
 
-/* Migration 2 (reconciler/pages.c): a plan page's text form next to its
- * JSON, so a page shows the plan without rebuilding it from JSON; plans.json
- * holds the document GET /plans/<sha>?format=json answers. */
-static const char store_schema_v2[] = "ALTER TABLE plans ADD COLUMN text TEXT NOT NULL DEFAULT '';";
+/* Migration 2 (reconciler/pages.c): plan pages. plans.json holds a page's
+ * head (the document without the plan's actions); plan_pages the whole
+ * document and the plan's text form, zstd-compressed: the plan of a large
+ * fleet is tens of MiB of JSON, a few hundred KiB compressed. */
+static const char store_schema_v2[] =
+    "CREATE TABLE plan_pages ("
+    "  plan_id INTEGER PRIMARY KEY REFERENCES plans (id) ON DELETE CASCADE,"
+    "  json_zst BLOB NOT NULL,"
+    "  text_zst BLOB NOT NULL"
+    ") STRICT;";
 
 const struct db_migration store_migrations[] = {
     {"initial schema", store_schema_v1},
-    {"plan page text", store_schema_v2},
+    {"plan pages", store_schema_v2},
+    {"action journal", journal_schema_sql}, /* reconciler/journal.c */
 };
 const size_t store_migrations_len = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

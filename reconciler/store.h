@@ -5,8 +5,10 @@
  *   commits             (sha, ref, seen_at)           commits fetched per ref
  *   specs               (commit_sha, path, digest)    spec file digests per commit
  *   pull_requests       (forge, repo, number, head_sha, base_ref, state, updated_at)
- *   plans               (id, base_sha, head_sha, observed_rev, json, created_at,
- *                        text)  plan pages (migration 2 adds text; see pages.h)
+ *   plans               (id, base_sha, head_sha, observed_rev, json, created_at)
+ *                       json: a plan page's head (see pages.h)
+ *   plan_pages          (plan_id, json_zst, text_zst)   the whole page, compressed
+ *                       (migration 2, pages.h)
  *   webhook_deliveries  (forge, id, received_at)      dedup across restarts; pruned
  *   status_outbox       commit statuses waiting to be posted (see outbox.h)
  *   events              (id, at, kind, subject, message, json)   audit trail

@@ -9,6 +9,7 @@ packages=(
   libgit2-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libuv1-dev libh2o-dev libzstd-dev libcmocka-dev
   libpq-dev libmariadb-dev
+  postgresql-15 postgresql-client-15   # engine adapter tests run real servers
   python3 lighttpd
   time hyperfine
 )

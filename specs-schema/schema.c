@@ -1,17 +1,29 @@
 /* schema.c - an interpreter of the JSON Schema 2020-12 subset that reeve's
  * schemas use, over doc trees that keep line:col.
  *
- * The schema stays a jansson tree; validation walks it next to the document.
- * Every keyword a schema uses is checked when the schema is loaded (unknown
- * keywords, unresolvable $ref and bad patterns are load errors), so nothing
- * in a schema is silently ignored, and every pattern is compiled then.
+ * Loading checks every keyword a schema uses (unknown keywords, unresolvable
+ * $ref and bad patterns are load errors), so nothing in a schema is silently
+ * ignored. The schema is then compiled once into a tree of struct snode:
+ * keywords become fields, $refs pointers, "properties" a sorted array,
+ * "required" and string enums plain arrays, and each pattern a DFA (POSIX
+ * regexec stays for a pattern whose syntax the DFA builder does not take).
+ * Validation walks that tree next to the document; the jansson tree is kept
+ * for the words of messages and for defaults.
+ *
+ * Most of validation is quiet: the "if" of an if/then and the branches of
+ * an anyOf are only tried, their failures counted. So nothing of a message
+ * is built unless the error is kept: the field path is a stack of segments
+ * rendered when an error is added, and an if/then's condition is put into
+ * words only when its "then" reports.
  *
  * Messages follow two rules. One problem, one error: a value with the wrong
- * type gets no enum or range errors, and a node that already has an error
- * gets no second one from another rule (the `then` of an if/then, say).
- * And a message says what is expected in words: a pattern's hint is the
- * `$comment` next to it, an unknown field gets the closest known name, an
- * if/then failure names the condition ("for engine 'postgresql'").
+ * type gets no enum or range errors, a node that already has an error gets
+ * no second one from another rule (the `then` of an if/then, say), and a
+ * misspelt required field is one "unknown field ... did you mean" error, not
+ * that plus a "missing required field". And a message says what is expected
+ * in words: a pattern's hint is the `$comment` next to it, an unknown field
+ * gets the closest known name, an if/then failure names the condition ("for
+ * engine 'postgresql'").
  *
  * A field marked "writeOnly" may hold a secret (a password pasted where a
  * reference belongs): its value is only quoted back when it starts with a
@@ -46,17 +58,107 @@ struct schema_doc {
     const char *id; /* borrowed from root; "" without an $id */
 };
 
-struct schema_regex {
+/* A compiled "pattern": a DFA over classes of bytes when the builder takes
+ * the pattern, else POSIX regexec (re is compiled either way: regcomp is the
+ * judge of whether a pattern is valid at all). */
+struct matcher {
     const char *src; /* the pattern string inside the schema (the key) */
     regex_t re;
+    uint16_t *next; /* [state * nclasses + class]; NULL: use re */
+    uint8_t *flags; /* per state, MATCH_* */
+    size_t nstates;
+    size_t nclasses;
+    uint8_t cls[256]; /* byte -> class */
+};
+
+/* A string taken out of the schema ("required" names, enum strings). */
+struct sstr {
+    const char *s;
+    size_t len;
+};
+
+struct snode;
+
+struct sprop {
+    const char *key;
+    size_t len;
+    const struct snode *sch;
+};
+
+/* JSON Schema type names as bits. A number node is also an "integer" when
+ * it has no fractional part. */
+enum {
+    TYPE_NULL = 1,
+    TYPE_BOOLEAN = 2,
+    TYPE_INTEGER = 4,
+    TYPE_NUMBER = 8,
+    TYPE_STRING = 16,
+    TYPE_OBJECT = 32,
+    TYPE_ARRAY = 64,
+};
+
+/* One compiled subschema. NULL/absent keywords are NULL or 0; the json_t
+ * pointers are borrowed from the schema documents. */
+struct snode {
+    const json_t *j; /* the schema object; NULL for a boolean schema */
+    bool pass;       /* a boolean schema: true accepts anything */
+    unsigned types;  /* TYPE_* of "type"; 0 when there is no "type" */
+    const json_t *type;
+    const char *ref;            /* "$ref" as written */
+    const struct snode *ref_to; /* its target; NULL only if it is broken */
+    const json_t *const_v;      /* "const" */
+    const json_t *enum_v;       /* "enum" */
+    struct sstr *enum_strs;     /* the strings of "enum" */
+    size_t nenum_strs;
+    const json_t *min, *max, *xmin, *xmax;
+    const json_t *minl, *maxl; /* minLength, maxLength */
+    const json_t *pattern;
+    const struct matcher *re;
+    const json_t *comment; /* "$comment" */
+    bool date_time;        /* "format": "date-time" */
+    const json_t *props_j; /* "properties", for messages */
+    struct sprop *props;   /* sorted by key */
+    size_t nprops;
+    const json_t *addl_j; /* "additionalProperties" */
+    const struct snode *addl;
+    const struct snode *names; /* "propertyNames" */
+    struct sstr *required;
+    size_t nrequired;
+    const json_t *minp, *maxp; /* minProperties, maxProperties */
+    const struct snode *items;
+    const json_t *mini, *maxi; /* minItems, maxItems */
+    bool unique;               /* "uniqueItems": true */
+    const struct snode **all_of, **any_of, **one_of;
+    size_t nall_of, nany_of, none_of;
+    const struct snode *not_s, *if_s, *then_s, *else_s;
+    const json_t *dep_req; /* "dependentRequired" */
+    const json_t *dflt;    /* "default" */
+    bool write_only;
+    /* Derived once everything is compiled, following chains of $refs: */
+    const json_t *type_of; /* the "type" declared here or along the $refs */
+    unsigned type_of_bits;
+    const struct snode *secret; /* the schema here or along the $refs marked writeOnly */
+};
+
+/* Every compiled node, found by its json_t (open addressing). */
+struct node_table {
+    const json_t **keys;
+    struct snode **nodes;
+    size_t cap;
+    size_t len;
 };
 
 struct schema {
     struct schema_doc docs[RV_SCHEMA_DOCS_MAX]; /* docs[0] is this schema's own */
     size_t ndocs;
-    struct schema_regex *regexes; /* sorted by src address */
+    struct matcher *regexes; /* sorted by src address */
     size_t nregexes;
     size_t regexes_cap;
+    struct node_table nodes;
+    const struct snode *root;
+    /* The schema whose documents docs[1..] are (schema_get() keeps both for
+     * the life of the process); its compiled patterns are used, not copied. */
+    const struct schema *dep;
 };
 
 /* A subschema and the document it belongs to ($refs inside it resolve
@@ -147,10 +249,24 @@ static void put_cut(struct buf *b, const char *s, size_t len)
         buf_puts(b, "...");
 }
 
+/* A number as the file has it ("10.10" stays 10.10, not 10.1), or as
+ * reading it back gives it for a tree built by hand. */
+static void put_number(struct buf *b, const struct doc_node *n)
+{
+    char num[40];
+    if (n->text != NULL) {
+        put_cut(b, n->text, strlen(n->text));
+    } else if (n->kind == DOC_INT) {
+        buf_printf(b, "%" PRId64, n->u.i);
+    } else {
+        fmt_double(num, sizeof(num), n->u.f);
+        buf_puts(b, num);
+    }
+}
+
 /* The value as it appears in "(got ...)": 'text', 15, 2.5, true, null. */
 static void put_value(struct buf *b, const struct doc_node *n)
 {
-    char num[40];
     switch (n->kind) {
     case DOC_NULL:
         buf_puts(b, "null");
@@ -159,11 +275,8 @@ static void put_value(struct buf *b, const struct doc_node *n)
         buf_puts(b, n->u.b ? "true" : "false");
         break;
     case DOC_INT:
-        buf_printf(b, "%" PRId64, n->u.i);
-        break;
     case DOC_FLOAT:
-        fmt_double(num, sizeof(num), n->u.f);
-        buf_puts(b, num);
+        put_number(b, n);
         break;
     case DOC_STRING:
         buf_putc(b, '\'');
@@ -391,37 +504,55 @@ static bool is_integral(const struct doc_node *n)
            (n->kind == DOC_FLOAT && isfinite(n->u.f) && n->u.f == floor(n->u.f));
 }
 
-static bool type_is(const char *t, const struct doc_node *n)
+/* The TYPE_* bit of a type name; 0 for a name that is none. */
+static unsigned type_bit(const char *t)
 {
-    if (strcmp(t, "string") == 0)
-        return n->kind == DOC_STRING;
-    if (strcmp(t, "integer") == 0)
-        return is_integral(n);
-    if (strcmp(t, "number") == 0)
-        return n->kind == DOC_INT || n->kind == DOC_FLOAT;
-    if (strcmp(t, "boolean") == 0)
-        return n->kind == DOC_BOOL;
-    if (strcmp(t, "object") == 0)
-        return n->kind == DOC_MAP;
-    if (strcmp(t, "array") == 0)
-        return n->kind == DOC_SEQ;
-    if (strcmp(t, "null") == 0)
-        return n->kind == DOC_NULL;
-    return false;
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {
+        {"null", TYPE_NULL},     {"boolean", TYPE_BOOLEAN}, {"integer", TYPE_INTEGER},
+        {"number", TYPE_NUMBER}, {"string", TYPE_STRING},   {"object", TYPE_OBJECT},
+        {"array", TYPE_ARRAY},
+    };
+    for (size_t i = 0; t != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(t, names[i].name) == 0)
+            return names[i].bit;
+    return 0;
 }
 
-static bool type_ok(const json_t *type, const struct doc_node *n)
+/* TYPE_* bits of a "type" value: one name or a list of them. */
+static unsigned type_bits(const json_t *type)
 {
     size_t i;
     const json_t *t;
+    unsigned bits = 0;
     if (json_is_string(type))
-        return type_is(json_string_value(type), n);
-    json_array_foreach(type, i, t)
-    {
-        if (type_is(json_string_value(t), n))
-            return true;
+        return type_bit(json_string_value(type));
+    json_array_foreach(type, i, t) bits |= type_bit(json_string_value(t));
+    return bits;
+}
+
+/* The type names a node satisfies. */
+static unsigned node_bits(const struct doc_node *n)
+{
+    switch (n->kind) {
+    case DOC_NULL:
+        return TYPE_NULL;
+    case DOC_BOOL:
+        return TYPE_BOOLEAN;
+    case DOC_INT:
+        return TYPE_INTEGER | TYPE_NUMBER;
+    case DOC_FLOAT:
+        return is_integral(n) ? TYPE_INTEGER | TYPE_NUMBER : TYPE_NUMBER;
+    case DOC_STRING:
+        return TYPE_STRING;
+    case DOC_MAP:
+        return TYPE_OBJECT;
+    case DOC_SEQ:
+        return TYPE_ARRAY;
     }
-    return false;
+    return 0;
 }
 
 static double num_of(const struct doc_node *n)
@@ -655,42 +786,606 @@ static int ref_resolve(const struct schema *s, size_t doc, const char *ref, stru
     return out->sch ? 0 : RV_ENOTFOUND;
 }
 
-/* The "type" a schema declares, following a chain of $refs; NULL if none. */
-static const json_t *schema_type_of(const struct schema *s, struct sref r)
+/* ------------------------------------------------------------------ */
+/* Patterns                                                             */
+
+/* A pattern is a POSIX extended regular expression (REG_EXTENDED |
+ * REG_NOSUB, in the C locale: one byte is one character), searched for
+ * anywhere in the value. The builder takes the syntax the schemas use:
+ * literals and escaped punctuation, '.', bracket expressions with ranges
+ * (no [:class:]), groups, '|', '*', '+', '?', {m}, {m,} and {m,n}, and '^'
+ * and '$' anywhere. It makes a Thompson NFA, then a DFA by the subset
+ * construction over classes of bytes the pattern does not tell apart. A
+ * pattern with other syntax, or whose automaton would pass these sizes
+ * (tuning values, not limits on input), is left to regexec. */
+#define NFA_STATES_MAX 4096
+#define DFA_STATES_MAX 1024
+#define PATTERN_GROUPS_MAX 32
+#define PATTERN_REPEAT_MAX 255
+
+enum { MATCH_NOW = 1, MATCH_END = 2, MATCH_DEAD = 4 };
+
+enum nfa_op { NFA_SET, NFA_SPLIT, NFA_JUMP, NFA_BOL, NFA_EOL, NFA_MATCH };
+
+struct nfa_state {
+    enum nfa_op op;
+    uint32_t out;  /* next state */
+    uint32_t out1; /* NFA_SPLIT: the other next state */
+    uint32_t set;  /* NFA_SET: index of its byte set */
+};
+
+struct byteset {
+    uint64_t w[4];
+};
+
+struct nfa {
+    struct nfa_state *st;
+    size_t n, cap;
+    struct byteset *sets;
+    size_t nsets, sets_cap;
+    const char *p; /* the pattern, NUL-terminated */
+    size_t pos;
+    unsigned groups; /* open '(' */
+    bool bad;        /* syntax the builder does not take, or too big */
+};
+
+/* A piece of automaton: entered at start, left through end, a NFA_JUMP
+ * whose out is set when the piece is joined to the next one. */
+struct frag {
+    uint32_t start, end;
+};
+
+static bool set_has(const struct byteset *s, unsigned b)
 {
-    for (int hops = 0; hops < 32 && json_is_object(r.sch); hops++) {
-        const json_t *t = json_object_get(r.sch, "type");
-        const json_t *ref = json_object_get(r.sch, "$ref");
-        if (t != NULL)
-            return t;
-        if (ref == NULL || ref_resolve(s, r.doc, json_string_value(ref), &r) != 0)
-            return NULL;
-    }
-    return NULL;
+    return (s->w[b >> 6] >> (b & 63)) & 1u;
 }
 
-/* The schema that declares "writeOnly": true, here or along a chain of
- * $refs (so a property site that adds "type" to a $ref is covered). */
-static const json_t *write_only_of(const struct schema *s, struct sref r)
+static void set_add(struct byteset *s, unsigned b)
 {
-    for (int hops = 0; hops < 32 && json_is_object(r.sch); hops++) {
-        const json_t *ref = json_object_get(r.sch, "$ref");
-        if (json_is_true(json_object_get(r.sch, "writeOnly")))
-            return r.sch;
-        if (ref == NULL || ref_resolve(s, r.doc, json_string_value(ref), &r) != 0)
-            return NULL;
-    }
-    return NULL;
+    s->w[b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
-static const regex_t *regex_find(const struct schema *s, const char *src)
+static uint32_t nfa_add(struct nfa *a, enum nfa_op op, uint32_t out, uint32_t out1, uint32_t set)
+{
+    if (a->bad)
+        return 0;
+    if (a->n == NFA_STATES_MAX) {
+        a->bad = true;
+        return 0;
+    }
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        struct nfa_state *st = realloc(a->st, cap * sizeof(*st));
+        if (st == NULL) {
+            a->bad = true;
+            return 0;
+        }
+        a->st = st;
+        a->cap = cap;
+    }
+    a->st[a->n] = (struct nfa_state){op, out, out1, set};
+    return (uint32_t)a->n++;
+}
+
+static uint32_t nfa_set(struct nfa *a, const struct byteset *s)
+{
+    if (a->bad)
+        return 0;
+    if (a->nsets == a->sets_cap) {
+        size_t cap = a->sets_cap ? a->sets_cap * 2 : 16;
+        struct byteset *sets = realloc(a->sets, cap * sizeof(*sets));
+        if (sets == NULL) {
+            a->bad = true;
+            return 0;
+        }
+        a->sets = sets;
+        a->sets_cap = cap;
+    }
+    a->sets[a->nsets] = *s;
+    return (uint32_t)a->nsets++;
+}
+
+static void patch(struct nfa *a, uint32_t from, uint32_t to)
+{
+    if (!a->bad)
+        a->st[from].out = to;
+}
+
+static struct frag frag_empty(struct nfa *a)
+{
+    uint32_t e = nfa_add(a, NFA_JUMP, 0, 0, 0);
+    return (struct frag){e, e};
+}
+
+static struct frag frag_op(struct nfa *a, enum nfa_op op, uint32_t set)
+{
+    uint32_t e = nfa_add(a, NFA_JUMP, 0, 0, 0);
+    uint32_t s = nfa_add(a, op, e, 0, set);
+    return (struct frag){s, e};
+}
+
+static struct frag frag_cat(struct nfa *a, struct frag x, struct frag y)
+{
+    patch(a, x.end, y.start);
+    return (struct frag){x.start, y.end};
+}
+
+static struct frag frag_alt(struct nfa *a, struct frag x, struct frag y)
+{
+    uint32_t e = nfa_add(a, NFA_JUMP, 0, 0, 0);
+    uint32_t s = nfa_add(a, NFA_SPLIT, x.start, y.start, 0);
+    patch(a, x.end, e);
+    patch(a, y.end, e);
+    return (struct frag){s, e};
+}
+
+/* x*, x+ and x? */
+static struct frag frag_repeat(struct nfa *a, struct frag x, bool many, bool optional)
+{
+    uint32_t e = nfa_add(a, NFA_JUMP, 0, 0, 0);
+    uint32_t s = nfa_add(a, NFA_SPLIT, x.start, e, 0);
+    patch(a, x.end, many ? s : e);
+    return (struct frag){optional ? s : x.start, e};
+}
+
+static struct frag re_alt(struct nfa *a);
+
+/* After '[': the set of a bracket expression, up to and past its ']'. */
+static void re_bracket(struct nfa *a, struct byteset *set)
+{
+    const char *p = a->p;
+    size_t i = a->pos;
+    bool neg = false, first = true;
+
+    memset(set, 0, sizeof(*set));
+    if (p[i] == '^') {
+        neg = true;
+        i++;
+    }
+    for (;;) {
+        unsigned char lo = (unsigned char)p[i], hi;
+        if (lo == '\0' || (lo == '[' && strchr(":=.", p[i + 1]) != NULL)) {
+            a->bad = true;
+            return;
+        }
+        if (lo == ']' && !first)
+            break;
+        first = false;
+        hi = lo;
+        i++;
+        if (p[i] == '-' && p[i + 1] != ']' && p[i + 1] != '\0') {
+            hi = (unsigned char)p[i + 1];
+            if (hi < lo || hi == '[') {
+                a->bad = true;
+                return;
+            }
+            i += 2;
+        }
+        for (unsigned b = lo; b <= hi; b++)
+            set_add(set, b);
+    }
+    if (neg)
+        for (size_t k = 0; k < 4; k++)
+            set->w[k] = ~set->w[k];
+    a->pos = i + 1;
+}
+
+static struct frag re_atom(struct nfa *a)
+{
+    struct byteset set;
+    struct frag f;
+    unsigned char c = (unsigned char)a->p[a->pos];
+
+    memset(&set, 0, sizeof(set));
+    switch (c) {
+    case '(':
+        a->pos++;
+        if (++a->groups > PATTERN_GROUPS_MAX || a->p[a->pos] == ')') {
+            a->bad = true;
+            return frag_empty(a);
+        }
+        f = re_alt(a);
+        if (a->p[a->pos] == ')')
+            a->pos++;
+        else
+            a->bad = true;
+        a->groups--;
+        return f;
+    case '[':
+        a->pos++;
+        re_bracket(a, &set);
+        return frag_op(a, NFA_SET, nfa_set(a, &set));
+    case '.':
+        a->pos++;
+        for (unsigned b = 1; b < 256; b++) /* not NUL (RE_DOT_NOT_NULL) */
+            set_add(&set, b);
+        return frag_op(a, NFA_SET, nfa_set(a, &set));
+    case '^':
+        a->pos++;
+        return frag_op(a, NFA_BOL, 0);
+    case '$':
+        a->pos++;
+        return frag_op(a, NFA_EOL, 0);
+    case '\\':
+        c = (unsigned char)a->p[a->pos + 1];
+        if (c == '\0' || strchr("^.[]$()|*+?{}\\/-", c) == NULL) {
+            a->bad = true;
+            return frag_empty(a);
+        }
+        a->pos += 2;
+        set_add(&set, c);
+        return frag_op(a, NFA_SET, nfa_set(a, &set));
+    case '\0':
+    case '*':
+    case '+':
+    case '?':
+    case '{':
+    case '|':
+    case ')':
+        a->bad = true;
+        return frag_empty(a);
+    default:
+        a->pos++;
+        set_add(&set, c);
+        return frag_op(a, NFA_SET, nfa_set(a, &set));
+    }
+}
+
+static bool re_count(struct nfa *a, unsigned *out)
+{
+    unsigned v = 0;
+    size_t start = a->pos;
+    while (a->p[a->pos] >= '0' && a->p[a->pos] <= '9') {
+        v = v * 10 + (unsigned)(a->p[a->pos] - '0');
+        if (v > PATTERN_REPEAT_MAX)
+            return false;
+        a->pos++;
+    }
+    *out = v;
+    return a->pos > start;
+}
+
+/* An atom and its repetition. x{m,n} is m copies of x then n-m optional
+ * ones, x{m,} m copies then x*: each copy is parsed again from the atom's
+ * text. */
+static struct frag re_piece(struct nfa *a)
+{
+    size_t atom = a->pos;
+    char c0 = a->p[atom];
+    struct frag f = re_atom(a), out;
+    unsigned min = 0, max = 0;
+    bool unbounded = false;
+
+    if (a->bad)
+        return f;
+    char q = a->p[a->pos];
+    if (q != '*' && q != '+' && q != '?' && q != '{')
+        return f;
+    if (c0 == '^' || c0 == '$') {
+        a->bad = true;
+        return f;
+    }
+    a->pos++;
+    if (q == '*' || q == '+') {
+        min = q == '+';
+        unbounded = true;
+    } else if (q == '?') {
+        max = 1;
+    } else {
+        if (!re_count(a, &min)) {
+            a->bad = true;
+            return f;
+        }
+        max = min;
+        if (a->p[a->pos] == ',') {
+            a->pos++;
+            unbounded = !re_count(a, &max);
+        }
+        if (a->p[a->pos] != '}' || (!unbounded && max < min)) {
+            a->bad = true;
+            return f;
+        }
+        a->pos++;
+    }
+    if (strchr("*+?{", a->p[a->pos]) != NULL && a->p[a->pos] != '\0') {
+        a->bad = true;
+        return f;
+    }
+    if (min == 0 && unbounded)
+        return frag_repeat(a, f, true, true);
+    if (min == 1 && unbounded)
+        return frag_repeat(a, f, true, false);
+    if (min == 0 && max == 1)
+        return frag_repeat(a, f, false, true);
+
+    size_t after = a->pos;
+    unsigned copies = unbounded ? min + 1 : max;
+    out = frag_empty(a);
+    for (unsigned i = 0; i < copies && !a->bad; i++) {
+        struct frag x = f;
+        if (i > 0) {
+            a->pos = atom;
+            x = re_atom(a);
+        }
+        if (i >= min)
+            x = frag_repeat(a, x, unbounded, true);
+        out = frag_cat(a, out, x);
+    }
+    a->pos = after;
+    return out;
+}
+
+static struct frag re_branch(struct nfa *a)
+{
+    struct frag f = {0, 0};
+    bool any = false;
+    for (;;) {
+        char c = a->p[a->pos];
+        if (a->bad || c == '\0' || c == '|' || c == ')')
+            break;
+        struct frag x = re_piece(a);
+        f = any ? frag_cat(a, f, x) : x;
+        any = true;
+    }
+    if (!any)
+        a->bad = true; /* an empty alternative */
+    return f;
+}
+
+static struct frag re_alt(struct nfa *a)
+{
+    struct frag f = re_branch(a);
+    while (!a->bad && a->p[a->pos] == '|') {
+        a->pos++;
+        f = frag_alt(a, f, re_branch(a));
+    }
+    return f;
+}
+
+/* Subset construction. A DFA state is the set of NFA states reached
+ * ("kernel") plus whether it is the start, where '^' holds; the pattern's
+ * start state is in every kernel, which makes the search unanchored. */
+struct dfa_build {
+    const struct nfa *a;
+    uint32_t start;
+    size_t words;   /* 64-bit words of one NFA state set */
+    uint64_t *kern; /* kernels, words each */
+    size_t n, cap;
+    uint32_t *slots; /* index + 1, open addressing on the kernel */
+    size_t nslots;
+    uint64_t *clo;   /* scratch closure */
+    uint32_t *stack; /* scratch, one per NFA state */
+    uint32_t *sets;  /* NFA_SET states of a closure */
+};
+
+static bool bit(const uint64_t *v, uint32_t i)
+{
+    return (v[i >> 6] >> (i & 63)) & 1u;
+}
+
+/* Close kernel k over empty moves, '^' holding when bol and '$' when eol;
+ * the result is in d->clo. True when the match state is reached. */
+static bool dfa_close(struct dfa_build *d, const uint64_t *k, bool bol, bool eol)
+{
+    const struct nfa_state *st = d->a->st;
+    size_t sp = 0;
+    bool match = false;
+
+    memcpy(d->clo, k, d->words * sizeof(*d->clo));
+    for (size_t w = 0; w < d->words; w++)
+        for (uint64_t b = k[w]; b != 0; b &= b - 1)
+            d->stack[sp++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+    while (sp > 0) {
+        const struct nfa_state *s = &st[d->stack[--sp]];
+        uint32_t next[2];
+        size_t nn = 0;
+        switch (s->op) {
+        case NFA_SPLIT:
+            next[nn++] = s->out1;
+            next[nn++] = s->out;
+            break;
+        case NFA_JUMP:
+            next[nn++] = s->out;
+            break;
+        case NFA_BOL:
+            if (bol)
+                next[nn++] = s->out;
+            break;
+        case NFA_EOL:
+            if (eol)
+                next[nn++] = s->out;
+            break;
+        case NFA_MATCH:
+            match = true;
+            break;
+        case NFA_SET:
+            break;
+        }
+        for (size_t i = 0; i < nn; i++) {
+            if (!bit(d->clo, next[i])) {
+                d->clo[next[i] >> 6] |= (uint64_t)1 << (next[i] & 63);
+                d->stack[sp++] = next[i];
+            }
+        }
+    }
+    return match;
+}
+
+static uint64_t kern_hash(const uint64_t *k, size_t words)
+{
+    uint64_t h = 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < words; i++)
+        h = (h ^ k[i]) * 0x100000001b3u;
+    return h;
+}
+
+/* The index of the (non-start) state with kernel k, added when new;
+ * SIZE_MAX when there would be too many. */
+static size_t dfa_state(struct dfa_build *d, const uint64_t *k)
+{
+    size_t mask = d->nslots - 1, i;
+    for (i = (size_t)kern_hash(k, d->words) & mask; d->slots[i] != 0; i = (i + 1) & mask) {
+        size_t idx = d->slots[i] - 1;
+        if (memcmp(d->kern + idx * d->words, k, d->words * sizeof(*k)) == 0)
+            return idx;
+    }
+    if (d->n == d->cap)
+        return SIZE_MAX;
+    memcpy(d->kern + d->n * d->words, k, d->words * sizeof(*k));
+    d->slots[i] = (uint32_t)(d->n + 1);
+    return d->n++;
+}
+
+static void classes_of(const struct nfa *a, struct matcher *m)
+{
+    uint16_t remap[2][256];
+    memset(m->cls, 0, sizeof(m->cls));
+    m->nclasses = 1;
+    for (size_t s = 0; s < a->nsets; s++) {
+        size_t n = 0;
+        memset(remap, 0xff, sizeof(remap));
+        for (unsigned b = 0; b < 256; b++) {
+            unsigned in = set_has(&a->sets[s], b);
+            if (remap[in][m->cls[b]] == 0xffff)
+                remap[in][m->cls[b]] = (uint16_t)n++;
+            m->cls[b] = (uint8_t)remap[in][m->cls[b]];
+        }
+        m->nclasses = n;
+    }
+}
+
+/* Build m's DFA from the NFA; false (nothing kept) when it is too big or
+ * memory runs out. */
+static bool dfa_build(struct matcher *m, const struct nfa *a, uint32_t start)
+{
+    struct dfa_build d = {.a = a, .start = start, .cap = DFA_STATES_MAX};
+    uint8_t rep[256]; /* a byte of each class */
+    uint64_t *k = NULL;
+    bool ok = false;
+
+    classes_of(a, m);
+    for (unsigned b = 256; b-- > 0;)
+        rep[m->cls[b]] = (uint8_t)b;
+    d.words = (a->n + 63) / 64;
+    d.nslots = 2 * DFA_STATES_MAX;
+    d.kern = calloc(d.cap * d.words, sizeof(*d.kern));
+    d.slots = calloc(d.nslots, sizeof(*d.slots));
+    d.clo = calloc(d.words, sizeof(*d.clo));
+    d.stack = malloc(a->n * sizeof(*d.stack));
+    d.sets = malloc(a->n * sizeof(*d.sets));
+    k = calloc(d.words, sizeof(*k));
+    m->next = malloc(d.cap * m->nclasses * sizeof(*m->next));
+    m->flags = calloc(d.cap, sizeof(*m->flags));
+    if (!d.kern || !d.slots || !d.clo || !d.stack || !d.sets || !k || !m->next || !m->flags)
+        goto out;
+
+    /* State 0 is the start, where '^' holds; it is never looked up. */
+    d.kern[start >> 6] |= (uint64_t)1 << (start & 63);
+    d.n = 1;
+    for (size_t i = 0; i < d.n; i++) {
+        const uint64_t *ki = d.kern + i * d.words;
+        size_t nsets = 0;
+        if (dfa_close(&d, ki, i == 0, true))
+            m->flags[i] |= MATCH_END;
+        if (dfa_close(&d, ki, i == 0, false))
+            m->flags[i] |= MATCH_NOW;
+        for (size_t w = 0; w < d.words; w++)
+            for (uint64_t b = d.clo[w]; b != 0; b &= b - 1) {
+                uint32_t s = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+                if (a->st[s].op == NFA_SET)
+                    d.sets[nsets++] = s;
+            }
+        bool dead = (m->flags[i] & (MATCH_NOW | MATCH_END)) == 0;
+        for (size_t c = 0; c < m->nclasses; c++) {
+            memset(k, 0, d.words * sizeof(*k));
+            k[start >> 6] |= (uint64_t)1 << (start & 63);
+            for (size_t j = 0; j < nsets; j++) {
+                const struct nfa_state *s = &a->st[d.sets[j]];
+                if (set_has(&a->sets[s->set], rep[c]))
+                    k[s->out >> 6] |= (uint64_t)1 << (s->out & 63);
+            }
+            size_t to = dfa_state(&d, k);
+            if (to == SIZE_MAX)
+                goto out;
+            m->next[i * m->nclasses + c] = (uint16_t)to;
+            dead = dead && to == i;
+        }
+        if (dead)
+            m->flags[i] |= MATCH_DEAD;
+    }
+    m->nstates = d.n;
+    uint16_t *fit = realloc(m->next, d.n * m->nclasses * sizeof(*m->next));
+    if (fit != NULL)
+        m->next = fit;
+    ok = true;
+out:
+    if (!ok) {
+        free(m->next);
+        free(m->flags);
+        m->next = NULL;
+        m->flags = NULL;
+    }
+    free(k);
+    free(d.kern);
+    free(d.slots);
+    free(d.clo);
+    free(d.stack);
+    free(d.sets);
+    return ok;
+}
+
+/* Compile m->src (which regcomp has accepted into m->re) to a DFA when the
+ * builder takes it; otherwise m->next stays NULL and regexec is used. */
+static void matcher_build(struct matcher *m)
+{
+    struct nfa a;
+    memset(&a, 0, sizeof(a));
+    a.p = m->src;
+    m->next = NULL;
+    m->flags = NULL;
+    struct frag f = re_alt(&a);
+    if (a.p[a.pos] != '\0')
+        a.bad = true;
+    uint32_t match = nfa_add(&a, NFA_MATCH, 0, 0, 0);
+    patch(&a, f.end, match);
+    if (!a.bad)
+        dfa_build(m, &a, f.start);
+    free(a.st);
+    free(a.sets);
+}
+
+/* Whether the pattern occurs in s (len bytes, NUL-terminated at len). */
+static bool matcher_match(const struct matcher *m, const char *s, size_t len)
+{
+    size_t st = 0;
+    if (m->next == NULL)
+        return regexec(&m->re, s, 0, NULL, 0) == 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t f = m->flags[st];
+        if (f & MATCH_NOW)
+            return true;
+        if (f & MATCH_DEAD)
+            return false;
+        st = m->next[st * m->nclasses + m->cls[(unsigned char)s[i]]];
+    }
+    return (m->flags[st] & MATCH_END) != 0;
+}
+
+static void matcher_release(struct matcher *m)
+{
+    regfree(&m->re);
+    free(m->next);
+    free(m->flags);
+}
+
+static const struct matcher *regex_find(const struct schema *s, const char *src)
 {
     size_t lo = 0, hi = s->nregexes;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         uintptr_t m = (uintptr_t)s->regexes[mid].src, k = (uintptr_t)src;
         if (m == k)
-            return &s->regexes[mid].re;
+            return &s->regexes[mid];
         if (m < k)
             lo = mid + 1;
         else
@@ -698,7 +1393,6 @@ static const regex_t *regex_find(const struct schema *s, const char *src)
     }
     return NULL;
 }
-
 /* ------------------------------------------------------------------ */
 /* Loading                                                              */
 
@@ -740,9 +1434,12 @@ static int check_regex(struct check *k, const json_t *pat)
 {
     struct schema *s = k->s;
     const char *src = json_string_value(pat);
+    /* A document borrowed from dep had its patterns compiled with dep. */
+    if (k->doc > 0 && s->dep != NULL && regex_find(s->dep, src) != NULL)
+        return 0;
     if (s->nregexes == s->regexes_cap) {
         size_t cap = s->regexes_cap ? s->regexes_cap * 2 : 32;
-        struct schema_regex *p = realloc(s->regexes, cap * sizeof(*p));
+        struct matcher *p = realloc(s->regexes, cap * sizeof(*p));
         if (p == NULL)
             return rv_error_set(k->err, RV_ENOMEM, false, "out of memory loading a schema");
         s->regexes = p;
@@ -754,7 +1451,9 @@ static int check_regex(struct check *k, const json_t *pat)
         regerror(rc, &s->regexes[s->nregexes].re, why, sizeof(why));
         return check_fail(k, "pattern '%s' does not compile: %s", src, why);
     }
-    s->regexes[s->nregexes++].src = src;
+    s->regexes[s->nregexes].src = src;
+    matcher_build(&s->regexes[s->nregexes]);
+    s->nregexes++;
     return 0;
 }
 
@@ -927,18 +1626,313 @@ static int check_schema(struct check *k, const json_t *sch, int depth)
 
 static int regex_cmp(const void *pa, const void *pb)
 {
-    uintptr_t a = (uintptr_t)((const struct schema_regex *)pa)->src;
-    uintptr_t b = (uintptr_t)((const struct schema_regex *)pb)->src;
+    uintptr_t a = (uintptr_t)((const struct matcher *)pa)->src;
+    uintptr_t b = (uintptr_t)((const struct matcher *)pb)->src;
     return a < b ? -1 : a > b;
 }
 
+/* ------------------------------------------------------------------ */
+/* Compiling                                                            */
+
+static size_t ptr_hash(const void *p, size_t mask)
+{
+    uint64_t v = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15u;
+    return (size_t)(v >> 32) & mask;
+}
+
+static struct snode *node_table_get(const struct node_table *t, const json_t *j)
+{
+    if (t->cap == 0)
+        return NULL;
+    for (size_t i = ptr_hash(j, t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        if (t->keys[i] == j)
+            return t->nodes[i];
+        if (t->keys[i] == NULL)
+            return NULL;
+    }
+}
+
+static int node_table_put(struct node_table *t, const json_t *j, struct snode *n)
+{
+    if ((t->len + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        const json_t **keys = calloc(cap, sizeof(*keys));
+        struct snode **nodes = calloc(cap, sizeof(*nodes));
+        if (keys == NULL || nodes == NULL) {
+            free(keys);
+            free(nodes);
+            return RV_ENOMEM;
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->keys[i] == NULL)
+                continue;
+            size_t k = ptr_hash(t->keys[i], cap - 1);
+            while (keys[k] != NULL)
+                k = (k + 1) & (cap - 1);
+            keys[k] = t->keys[i];
+            nodes[k] = t->nodes[i];
+        }
+        free(t->keys);
+        free(t->nodes);
+        t->keys = keys;
+        t->nodes = nodes;
+        t->cap = cap;
+    }
+    size_t i = ptr_hash(j, t->cap - 1);
+    while (t->keys[i] != NULL)
+        i = (i + 1) & (t->cap - 1);
+    t->keys[i] = j;
+    t->nodes[i] = n;
+    t->len++;
+    return 0;
+}
+
+static void snode_free(struct snode *n)
+{
+    free(n->enum_strs);
+    free(n->props);
+    free(n->required);
+    free(n->all_of);
+    free(n->any_of);
+    free(n->one_of);
+    free(n);
+}
+
+static void node_table_release(struct node_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->keys[i] != NULL)
+            snode_free(t->nodes[i]);
+    free(t->keys);
+    free(t->nodes);
+    memset(t, 0, sizeof(*t));
+}
+
+struct compile {
+    struct schema *s;
+    int rc; /* RV_ENOMEM once memory ran out */
+};
+
+static const struct snode *compile_node(struct compile *k, const json_t *j, size_t doc);
+
+static int sprop_cmp(const void *pa, const void *pb)
+{
+    const struct sprop *a = pa, *b = pb;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->key, b->key, n);
+    if (c != 0)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* The strings of a JSON array (the others are skipped); NULL when none. */
+static struct sstr *strings_of(struct compile *k, const json_t *arr, size_t *n)
+{
+    size_t i, cnt = 0;
+    const json_t *v;
+    struct sstr *out;
+
+    *n = 0;
+    json_array_foreach(arr, i, v) cnt += json_is_string(v);
+    if (cnt == 0)
+        return NULL;
+    out = calloc(cnt, sizeof(*out));
+    if (out == NULL) {
+        k->rc = RV_ENOMEM;
+        return NULL;
+    }
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v))
+            out[(*n)++] = (struct sstr){json_string_value(v), json_string_length(v)};
+    }
+    return out;
+}
+
+static const struct snode **nodes_of(struct compile *k, const json_t *arr, size_t doc, size_t *n)
+{
+    size_t i, cnt = json_array_size(arr);
+    const json_t *v;
+    const struct snode **out;
+
+    *n = 0;
+    if (cnt == 0)
+        return NULL;
+    out = calloc(cnt, sizeof(*out));
+    if (out == NULL) {
+        k->rc = RV_ENOMEM;
+        return NULL;
+    }
+    json_array_foreach(arr, i, v) out[i] = compile_node(k, v, doc);
+    *n = cnt;
+    return out;
+}
+
+static const struct snode *sub_node(struct compile *k, const json_t *sch, const char *key,
+                                    size_t doc)
+{
+    const json_t *v = json_object_get(sch, key);
+    return v != NULL ? compile_node(k, v, doc) : NULL;
+}
+
+static void compile_props(struct compile *k, struct snode *n, size_t doc)
+{
+    const char *key;
+    const json_t *v;
+    size_t cnt = json_object_size(n->props_j), i = 0;
+
+    if (cnt == 0)
+        return;
+    n->props = calloc(cnt, sizeof(*n->props));
+    if (n->props == NULL) {
+        k->rc = RV_ENOMEM;
+        return;
+    }
+    json_object_foreach((json_t *)n->props_j, key, v)
+    {
+        n->props[i++] = (struct sprop){key, strlen(key), compile_node(k, v, doc)};
+    }
+    n->nprops = i;
+    qsort(n->props, n->nprops, sizeof(*n->props), sprop_cmp);
+}
+
+/* The node for schema j of document doc, compiled on first use (so a $ref
+ * cycle ends at the node being compiled). NULL only when out of memory. */
+static const struct snode *compile_node(struct compile *k, const json_t *j, size_t doc)
+{
+    struct snode *n = node_table_get(&k->s->nodes, j);
+    const json_t *v;
+
+    if (n != NULL || k->rc != 0)
+        return n;
+    n = calloc(1, sizeof(*n));
+    if (n == NULL || node_table_put(&k->s->nodes, j, n) != 0) {
+        free(n);
+        k->rc = RV_ENOMEM;
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        n->pass = json_is_true(j);
+        return n;
+    }
+    n->j = j;
+    n->type = json_object_get(j, "type");
+    n->types = n->type != NULL ? type_bits(n->type) : 0;
+    v = json_object_get(j, "$ref");
+    if (v != NULL) {
+        struct sref r;
+        n->ref = json_string_value(v);
+        if (ref_resolve(k->s, doc, n->ref, &r) == 0)
+            n->ref_to = compile_node(k, r.sch, r.doc);
+    }
+    n->const_v = json_object_get(j, "const");
+    n->enum_v = json_object_get(j, "enum");
+    if (n->enum_v != NULL)
+        n->enum_strs = strings_of(k, n->enum_v, &n->nenum_strs);
+    n->min = json_object_get(j, "minimum");
+    n->max = json_object_get(j, "maximum");
+    n->xmin = json_object_get(j, "exclusiveMinimum");
+    n->xmax = json_object_get(j, "exclusiveMaximum");
+    n->minl = json_object_get(j, "minLength");
+    n->maxl = json_object_get(j, "maxLength");
+    n->pattern = json_object_get(j, "pattern");
+    if (n->pattern != NULL) {
+        n->re = regex_find(k->s, json_string_value(n->pattern));
+        if (n->re == NULL && k->s->dep != NULL)
+            n->re = regex_find(k->s->dep, json_string_value(n->pattern));
+    }
+    n->comment = json_object_get(j, "$comment");
+    v = json_object_get(j, "format");
+    n->date_time = v != NULL && strcmp(json_string_value(v), "date-time") == 0;
+    n->props_j = json_object_get(j, "properties");
+    compile_props(k, n, doc);
+    n->addl_j = json_object_get(j, "additionalProperties");
+    n->addl = sub_node(k, j, "additionalProperties", doc);
+    n->names = sub_node(k, j, "propertyNames", doc);
+    v = json_object_get(j, "required");
+    if (v != NULL)
+        n->required = strings_of(k, v, &n->nrequired);
+    n->minp = json_object_get(j, "minProperties");
+    n->maxp = json_object_get(j, "maxProperties");
+    n->items = sub_node(k, j, "items", doc);
+    n->mini = json_object_get(j, "minItems");
+    n->maxi = json_object_get(j, "maxItems");
+    n->unique = json_is_true(json_object_get(j, "uniqueItems"));
+    n->all_of = nodes_of(k, json_object_get(j, "allOf"), doc, &n->nall_of);
+    n->any_of = nodes_of(k, json_object_get(j, "anyOf"), doc, &n->nany_of);
+    n->one_of = nodes_of(k, json_object_get(j, "oneOf"), doc, &n->none_of);
+    n->not_s = sub_node(k, j, "not", doc);
+    n->if_s = sub_node(k, j, "if", doc);
+    n->then_s = sub_node(k, j, "then", doc);
+    n->else_s = sub_node(k, j, "else", doc);
+    n->dep_req = json_object_get(j, "dependentRequired");
+    n->dflt = json_object_get(j, "default");
+    n->write_only = json_is_true(json_object_get(j, "writeOnly"));
+    return n;
+}
+
+/* What a node declares here or along its chain of $refs (at most 32 hops):
+ * its "type", and the schema marked writeOnly. */
+static void derive(struct snode *n)
+{
+    const struct snode *r = n;
+    for (int hops = 0; hops < 32 && r != NULL && r->j != NULL; hops++, r = r->ref_to) {
+        if (r->type != NULL) {
+            n->type_of = r->type;
+            n->type_of_bits = r->types;
+            break;
+        }
+        if (r->ref == NULL)
+            break;
+    }
+    r = n;
+    for (int hops = 0; hops < 32 && r != NULL && r->j != NULL; hops++, r = r->ref_to) {
+        if (r->write_only) {
+            n->secret = r;
+            break;
+        }
+        if (r->ref == NULL)
+            break;
+    }
+}
+
+static int schema_compile(struct schema *s, struct rv_error *err)
+{
+    struct compile k = {s, 0};
+    s->root = compile_node(&k, s->docs[0].root, 0);
+    if (k.rc != 0 || s->root == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory loading a schema");
+    for (size_t i = 0; i < s->nodes.cap; i++)
+        if (s->nodes.keys[i] != NULL)
+            derive(s->nodes.nodes[i]);
+    return 0;
+}
+
+/* The subschema of "properties" for key, or NULL. */
+static const struct snode *prop_find(const struct snode *n, const char *key, size_t len)
+{
+    size_t lo = 0, hi = n->nprops;
+    struct sprop want = {key, len, NULL};
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = sprop_cmp(&n->props[mid], &want);
+        if (c == 0)
+            return n->props[mid].sch;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
 void schema_free(struct schema *s)
 {
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->nregexes; i++)
-        regfree(&s->regexes[i].re);
+        matcher_release(&s->regexes[i]);
     free(s->regexes);
+    node_table_release(&s->nodes);
     for (size_t i = 0; i < s->ndocs; i++)
         json_decref(s->docs[i].root);
     free(s);
@@ -975,6 +1969,7 @@ static int schema_build(struct schema **out, json_t *root, const struct schema *
         s->docs[s->ndocs].id = dep->docs[i].id;
         s->ndocs++;
     }
+    s->dep = dep;
     k.s = s;
     for (size_t i = 0; i < s->ndocs; i++) {
         k.doc = i;
@@ -985,6 +1980,9 @@ static int schema_build(struct schema **out, json_t *root, const struct schema *
     }
     if (s->nregexes > 0)
         qsort(s->regexes, s->nregexes, sizeof(s->regexes[0]), regex_cmp);
+    rc = schema_compile(s, err);
+    if (rc != 0)
+        goto out;
     *out = s;
     s = NULL;
 out:
@@ -1053,10 +2051,14 @@ const struct schema *schema_get(enum schema_id id, struct rv_error *err)
 /* Validation                                                           */
 
 /* The condition of the if/then being applied: what made "if" true, to say
- * so in the messages of its "then". */
+ * so in the messages of its "then". Put into words on first use. */
 struct cond {
     const struct doc_node *obj; /* the node "if" was tested on */
-    const struct doc_node *at;  /* the value (or key) that satisfied it */
+    const struct snode *ifs;
+    size_t nsegs;              /* the field path of obj: that many segments */
+    bool resolved;             /* the fields below are filled in */
+    bool found;                /* the condition could be put into words */
+    const struct doc_node *at; /* the value (or key) that satisfied it */
     char path[RV_FIELD_PATH_MAX];
     char subject[RV_ERROR_MSG_MAX / 4]; /* "engine 'postgresql'", "pitr.enabled" */
     char suffix[RV_ERROR_MSG_MAX / 4];  /* " for engine 'postgresql'" */
@@ -1067,32 +2069,39 @@ struct cond {
 struct scope {
     const struct scope *up;
     const struct doc_node *node;
-    const json_t *props;
-    size_t doc;
+    const struct snode *sch;
 };
+
+/* One step of a field path: a key, or an array index (key NULL). */
+struct pseg {
+    const char *key;
+    size_t len;
+    size_t index;
+};
+
+#define PATH_SEGS_INLINE 32
 
 struct vctx {
     const struct schema *s;
     const char *file;
     struct diag_list *diags;
-    struct buf path;
-    unsigned quiet;       /* >0: only count failures (if, anyOf, not) */
-    size_t added;         /* errors added to diags */
-    unsigned depth;       /* schema recursion */
-    const char *subject;  /* "key" while checking propertyNames */
-    const json_t *secret; /* the writeOnly schema being applied, or NULL */
-    const struct cond *cond;
+    const char *prefix; /* path_prefix, or NULL */
+    struct pseg *segs;  /* the field path being walked */
+    size_t nsegs, segs_cap;
+    struct pseg segs_inline[PATH_SEGS_INLINE];
+    struct buf path;            /* rendered on demand */
+    unsigned quiet;             /* >0: only count failures (if, anyOf, not) */
+    size_t added;               /* errors added to diags */
+    unsigned depth;             /* schema recursion */
+    const char *subject;        /* "key" while checking propertyNames */
+    const struct snode *secret; /* the writeOnly schema being applied, or NULL */
+    struct cond *cond;
     const struct scope *scope;
     const struct doc_node **flagged; /* nodes with an error already */
     size_t nflagged, flagged_cap;
 };
 
-static int v_schema(struct vctx *c, size_t doc, const json_t *sch, const struct doc_node *n);
-
-static const char *cur_path(const struct vctx *c)
-{
-    return c->path.data ? c->path.data : "";
-}
+static int v_schema(struct vctx *c, const struct snode *s, const struct doc_node *n);
 
 static bool plain_key(const char *k, size_t len)
 {
@@ -1121,18 +2130,66 @@ static void path_key(struct buf *b, const char *k, size_t len)
     }
 }
 
+/* The text of a buf (which is NULL until something was appended). */
+static const char *bs(const struct buf *b)
+{
+    return b->data ? b->data : "";
+}
+
+/* The field path made of the first nsegs segments. */
+static const char *path_of(struct vctx *c, size_t nsegs)
+{
+    buf_clear(&c->path);
+    if (c->prefix != NULL)
+        buf_puts(&c->path, c->prefix);
+    for (size_t i = 0; i < nsegs; i++) {
+        const struct pseg *g = &c->segs[i];
+        if (g->key != NULL)
+            path_key(&c->path, g->key, g->len);
+        else
+            buf_printf(&c->path, "[%zu]", g->index);
+    }
+    return bs(&c->path);
+}
+
+static const char *cur_path(struct vctx *c)
+{
+    return path_of(c, c->nsegs);
+}
+
+/* Push a segment; returns the mark that path_pop() goes back to. When
+ * memory runs out the segment is left out of messages. */
+static size_t path_push(struct vctx *c, const char *key, size_t len, size_t index)
+{
+    size_t mark = c->nsegs;
+    if (c->nsegs == c->segs_cap) {
+        size_t cap = c->segs_cap * 2;
+        struct pseg *p = c->segs == c->segs_inline ? malloc(cap * sizeof(*p))
+                                                   : realloc(c->segs, cap * sizeof(*p));
+        if (p == NULL)
+            return mark;
+        if (c->segs == c->segs_inline)
+            memcpy(p, c->segs_inline, sizeof(c->segs_inline));
+        c->segs = p;
+        c->segs_cap = cap;
+    }
+    c->segs[c->nsegs++] = (struct pseg){key, len, index};
+    return mark;
+}
+
 static size_t path_push_key(struct vctx *c, const struct doc_node *key)
 {
-    size_t mark = c->path.len;
-    path_key(&c->path, key->u.str.s, key->u.str.len);
-    return mark;
+    return path_push(c, key->u.str.s, key->u.str.len, 0);
+}
+
+static size_t path_push_index(struct vctx *c, size_t index)
+{
+    return path_push(c, NULL, 0, index);
 }
 
 static void path_pop(struct vctx *c, size_t mark)
 {
-    c->path.len = mark;
-    if (c->path.data)
-        c->path.data[mark] = '\0';
+    c->nsegs = mark;
 }
 
 static bool flagged(const struct vctx *c, const struct doc_node *n)
@@ -1156,28 +2213,26 @@ static void flag(struct vctx *c, const struct doc_node *n)
     c->flagged[c->nflagged++] = n;
 }
 
-/* Add an error at n (path given). once: skip it when n has an error
- * already, and mark n; used for every error about a value, so a second
- * rule cannot pile onto the same node. */
-static void report(struct vctx *c, const struct doc_node *n, const char *path, bool once,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void report(struct vctx *c, const struct doc_node *n, const char *path, bool once,
-                   const char *fmt, ...)
+/* Whether an error at n would be kept: not while quiet, and, for "once"
+ * errors (every error about a value), not when n has one already, so a
+ * second rule cannot pile onto the same node. Callers ask before they
+ * build a message. */
+static bool wanted(const struct vctx *c, const struct doc_node *n, bool once)
+{
+    return c->quiet == 0 && !(once && flagged(c, n));
+}
+
+static void add_error(struct vctx *c, const struct doc_node *n, const char *path, bool once,
+                      const char *fmt, va_list ap)
 {
     char msg[RV_ERROR_MSG_MAX];
     char p[RV_FIELD_PATH_MAX];
-    va_list ap;
 
-    if (c->quiet)
+    if (!wanted(c, n, once))
         return;
-    if (once) {
-        if (flagged(c, n))
-            return;
+    if (once)
         flag(c, n);
-    }
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (strlen(path) >= sizeof(p)) {
         memcpy(p, path, sizeof(p) - 4);
         memcpy(p + sizeof(p) - 4, "...", 4);
@@ -1190,10 +2245,29 @@ static void report(struct vctx *c, const struct doc_node *n, const char *path, b
     c->added++;
 }
 
-/* The text of a buf (which is NULL until something was appended). */
-static const char *bs(const struct buf *b)
+/* Add an error at n with the current field path. */
+static void report(struct vctx *c, const struct doc_node *n, bool once, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report(struct vctx *c, const struct doc_node *n, bool once, const char *fmt, ...)
 {
-    return b->data ? b->data : "";
+    va_list ap;
+    if (!wanted(c, n, once))
+        return;
+    va_start(ap, fmt);
+    add_error(c, n, cur_path(c), once, fmt, ap);
+    va_end(ap);
+}
+
+/* Add an error at n with the field path given. */
+static void report_at(struct vctx *c, const struct doc_node *n, const char *path, bool once,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void report_at(struct vctx *c, const struct doc_node *n, const char *path, bool once,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(c, n, path, once, fmt, ap);
+    va_end(ap);
 }
 
 static const char hidden[] =
@@ -1208,7 +2282,7 @@ static bool value_shown(const struct vctx *c, const struct doc_node *n)
         return true;
     if (n->kind != DOC_STRING)
         return false;
-    const char *pat = json_string_value(json_object_get(c->secret, "pattern"));
+    const char *pat = c->secret->pattern ? json_string_value(c->secret->pattern) : NULL;
     size_t slen = strspn(n->u.str.s, "abcdefghijklmnopqrstuvwxyz");
     if (pat == NULL || slen == 0 || n->u.str.s[slen] != ':')
         return false;
@@ -1276,6 +2350,8 @@ static void report_type(struct vctx *c, const struct type_names *t, const struct
     bool want_str = type_names_has(t, "string");
     bool want_num = type_names_has(t, "integer") || type_names_has(t, "number");
 
+    if (!wanted(c, n, true))
+        return;
     buf_puts(&b, "expected ");
     for (size_t i = 0; i < t->n; i++) {
         if (i > 0)
@@ -1288,20 +2364,27 @@ static void report_type(struct vctx *c, const struct type_names *t, const struct
     } else if (n->kind != DOC_MAP && n->kind != DOC_SEQ && n->kind != DOC_NULL) {
         buf_putc(&b, ' ');
         put_value(&b, n);
-        if (want_str && n->kind == DOC_INT)
-            buf_printf(&b, " (quote it: \"%" PRId64 "\")", n->u.i);
-        else if (want_str && n->kind == DOC_BOOL)
+        if (want_str && (n->kind == DOC_INT || n->kind == DOC_FLOAT)) {
+            /* the number as the file writes it, so 10.10 stays 10.10 */
+            buf_puts(&b, " (quote it: \"");
+            put_number(&b, n);
+            buf_puts(&b, "\")");
+        } else if (want_str && n->kind == DOC_BOOL) {
             buf_printf(&b, " (quote it: \"%s\")", n->u.b ? "true" : "false");
-        else if (want_str && n->kind == DOC_FLOAT)
-            buf_puts(&b, " (quote it)");
-        else if (want_num && n->kind == DOC_STRING && looks_numeric(n->u.str.s))
+        } else if (want_num && n->kind == DOC_STRING && looks_numeric(n->u.str.s)) {
             buf_puts(&b, " (remove the quotes)");
-        else if (type_names_has(t, "boolean") && n->kind == DOC_STRING && looks_boolean(n->u.str.s))
+        } else if (type_names_has(t, "boolean") && n->kind == DOC_STRING &&
+                   looks_boolean(n->u.str.s)) {
             buf_puts(&b, " (write true or false without quotes)");
+        }
     }
-    report(c, n, cur_path(c), true, "%s", bs(&b));
+    report(c, n, true, "%s", bs(&b));
     buf_release(&b);
 }
+
+/* The condition of the if/then being applied, put into words; NULL when
+ * there is none or it cannot be. */
+static const struct cond *cond_get(struct vctx *c);
 
 /* "must be one of: a, b (got 'x'; did you mean 'a'?)", "must be 'x' (got 'y')" */
 static void report_enum(struct vctx *c, const json_t *allowed, const struct doc_node *n,
@@ -1311,6 +2394,8 @@ static void report_enum(struct vctx *c, const json_t *allowed, const struct doc_
     const char *hint = NULL;
     const json_t *one = is_const ? allowed : NULL;
 
+    if (!wanted(c, n, true))
+        return;
     if (!is_const && json_array_size(allowed) == 1)
         one = json_array_get(allowed, 0);
     if (one != NULL && (json_is_object(one) || json_is_array(one))) {
@@ -1329,8 +2414,9 @@ static void report_enum(struct vctx *c, const json_t *allowed, const struct doc_
         if (n->kind == DOC_STRING)
             hint = closest(n->u.str.s, n->u.str.len, allowed);
     }
-    if (c->cond)
-        buf_puts(&b, c->cond->suffix);
+    const struct cond *cd = cond_get(c);
+    if (cd != NULL)
+        buf_puts(&b, cd->suffix);
     if (!value_shown(c, n)) {
         buf_printf(&b, " (%s)", hidden);
     } else {
@@ -1340,109 +2426,136 @@ static void report_enum(struct vctx *c, const json_t *allowed, const struct doc_
             buf_printf(&b, "; did you mean '%s'?", hint);
         buf_putc(&b, ')');
     }
-    report(c, n, cur_path(c), true, "%s", bs(&b));
+    report(c, n, true, "%s", bs(&b));
     buf_release(&b);
 }
 
-static int v_number(struct vctx *c, const json_t *sch, const struct doc_node *n)
+static bool enum_has(const struct snode *s, const struct doc_node *n)
 {
-    const json_t *min = json_object_get(sch, "minimum"), *max = json_object_get(sch, "maximum");
-    const json_t *xmin = json_object_get(sch, "exclusiveMinimum");
-    const json_t *xmax = json_object_get(sch, "exclusiveMaximum");
-    char lo[40], hi[40], got[40];
-    bool too_low = min && num_cmp(n, min) < 0, too_high = max && num_cmp(n, max) > 0;
+    size_t i;
+    const json_t *e;
+    if (n->kind == DOC_STRING) {
+        for (i = 0; i < s->nenum_strs; i++)
+            if (s->enum_strs[i].len == n->u.str.len &&
+                memcmp(s->enum_strs[i].s, n->u.str.s, n->u.str.len) == 0)
+                return true;
+        return false;
+    }
+    json_array_foreach(s->enum_v, i, e)
+    {
+        if (doc_eq_json(n, e))
+            return true;
+    }
+    return false;
+}
 
-    if (n->kind == DOC_INT)
-        snprintf(got, sizeof(got), "%" PRId64, n->u.i);
-    else
-        fmt_double(got, sizeof(got), n->u.f);
-    if (min)
-        fmt_json_number(lo, sizeof(lo), min);
-    if (max)
-        fmt_json_number(hi, sizeof(hi), max);
-    if ((too_low || too_high) && min && max) {
-        report(c, n, cur_path(c), true, "must be between %s and %s (got %s)", lo, hi, got);
+static int v_number(struct vctx *c, const struct snode *s, const struct doc_node *n)
+{
+    char lo[40] = "", hi[40] = "";
+    struct buf got = BUF_INIT;
+    const char *rule = NULL;
+    bool too_low = s->min && num_cmp(n, s->min) < 0, too_high = s->max && num_cmp(n, s->max) > 0;
+
+    if ((too_low || too_high) && s->min && s->max)
+        rule = "between";
+    else if (too_low)
+        rule = "at least";
+    else if (too_high)
+        rule = "at most";
+    else if (s->xmin && num_cmp(n, s->xmin) <= 0)
+        rule = "greater than";
+    else if (s->xmax && num_cmp(n, s->xmax) >= 0)
+        rule = "less than";
+    if (rule == NULL)
+        return 0;
+    if (!wanted(c, n, true))
+        return 1;
+    if (s->min)
+        fmt_json_number(lo, sizeof(lo), s->min);
+    if (s->max)
+        fmt_json_number(hi, sizeof(hi), s->max);
+    put_number(&got, n);
+    if (strcmp(rule, "between") == 0) {
+        report(c, n, true, "must be between %s and %s (got %s)", lo, hi, bs(&got));
+    } else if (strcmp(rule, "at least") == 0) {
+        report(c, n, true, "must be at least %s (got %s)", lo, bs(&got));
+    } else if (strcmp(rule, "at most") == 0) {
+        report(c, n, true, "must be at most %s (got %s)", hi, bs(&got));
+    } else if (strcmp(rule, "greater than") == 0) {
+        fmt_json_number(lo, sizeof(lo), s->xmin);
+        report(c, n, true, "must be greater than %s (got %s)", lo, bs(&got));
+    } else {
+        fmt_json_number(hi, sizeof(hi), s->xmax);
+        report(c, n, true, "must be less than %s (got %s)", hi, bs(&got));
+    }
+    buf_release(&got);
+    return 1;
+}
+
+/* "got 'text'", or why the value is not shown. */
+static void put_got(const struct vctx *c, struct buf *b, const struct doc_node *n)
+{
+    if (value_shown(c, n)) {
+        buf_puts(b, "got ");
+        put_value(b, n);
+    } else {
+        buf_puts(b, hidden);
+    }
+}
+
+static int v_string(struct vctx *c, const struct snode *s, const struct doc_node *n)
+{
+    struct buf got = BUF_INIT;
+    bool too_short = false, too_long = false;
+    size_t len = 0;
+
+    if (s->minl || s->maxl) {
+        len = utf8_len(n->u.str.s, n->u.str.len);
+        too_short = s->minl && len < (size_t)json_integer_value(s->minl);
+        too_long = s->maxl && len > (size_t)json_integer_value(s->maxl);
+    }
+    if (too_short || too_long) {
+        json_int_t minl = json_integer_value(s->minl), maxl = json_integer_value(s->maxl);
+        if (s->minl && s->maxl && minl > 0)
+            report(c, n, true,
+                   "must be between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT
+                   " characters long (got %zu)",
+                   minl, maxl, len);
+        else if (too_short)
+            report(c, n, true,
+                   "must be at least %" JSON_INTEGER_FORMAT " character%s long (got %zu)", minl,
+                   minl == 1 ? "" : "s", len);
+        else
+            report(c, n, true,
+                   "must be at most %" JSON_INTEGER_FORMAT " character%s long (got %zu)", maxl,
+                   maxl == 1 ? "" : "s", len);
         return 1;
     }
-    if (too_low) {
-        report(c, n, cur_path(c), true, "must be at least %s (got %s)", lo, got);
-        return 1;
+    if (s->pattern) {
+        bool has_nul = memchr(n->u.str.s, '\0', n->u.str.len) != NULL;
+        if (s->re == NULL || has_nul || !matcher_match(s->re, n->u.str.s, n->u.str.len)) {
+            if (wanted(c, n, true)) {
+                put_got(c, &got, n);
+                if (json_is_string(s->comment))
+                    report(c, n, true, "must be %s (%s)", json_string_value(s->comment), bs(&got));
+                else
+                    report(c, n, true, "must match the pattern '%s' (%s)",
+                           json_string_value(s->pattern), bs(&got));
+                buf_release(&got);
+            }
+            return 1;
+        }
     }
-    if (too_high) {
-        report(c, n, cur_path(c), true, "must be at most %s (got %s)", hi, got);
-        return 1;
-    }
-    if (xmin && num_cmp(n, xmin) <= 0) {
-        fmt_json_number(lo, sizeof(lo), xmin);
-        report(c, n, cur_path(c), true, "must be greater than %s (got %s)", lo, got);
-        return 1;
-    }
-    if (xmax && num_cmp(n, xmax) >= 0) {
-        fmt_json_number(hi, sizeof(hi), xmax);
-        report(c, n, cur_path(c), true, "must be less than %s (got %s)", hi, got);
+    if (s->date_time && !is_date_time(n->u.str.s, n->u.str.len)) {
+        if (wanted(c, n, true)) {
+            put_got(c, &got, n);
+            report(c, n, true, "must be an RFC 3339 date-time such as 2026-11-20T10:00:00Z (%s)",
+                   bs(&got));
+            buf_release(&got);
+        }
         return 1;
     }
     return 0;
-}
-
-static int v_string(struct vctx *c, const json_t *sch, const struct doc_node *n)
-{
-    const json_t *minl = json_object_get(sch, "minLength"),
-                 *maxl = json_object_get(sch, "maxLength");
-    const json_t *pat = json_object_get(sch, "pattern"), *fmt = json_object_get(sch, "format");
-    size_t len = utf8_len(n->u.str.s, n->u.str.len);
-    bool too_short = minl && len < (size_t)json_integer_value(minl);
-    bool too_long = maxl && len > (size_t)json_integer_value(maxl);
-    struct buf got = BUF_INIT;
-    int nf = 0;
-
-    if (value_shown(c, n)) {
-        buf_puts(&got, "got ");
-        put_value(&got, n);
-    } else {
-        buf_puts(&got, hidden);
-    }
-    if (too_short || too_long) {
-        if (minl && maxl && json_integer_value(minl) > 0)
-            report(c, n, cur_path(c), true,
-                   "must be between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT
-                   " characters long (got %zu)",
-                   json_integer_value(minl), json_integer_value(maxl), len);
-        else if (too_short)
-            report(c, n, cur_path(c), true,
-                   "must be at least %" JSON_INTEGER_FORMAT " character%s long (got %zu)",
-                   json_integer_value(minl), json_integer_value(minl) == 1 ? "" : "s", len);
-        else
-            report(c, n, cur_path(c), true,
-                   "must be at most %" JSON_INTEGER_FORMAT " character%s long (got %zu)",
-                   json_integer_value(maxl), json_integer_value(maxl) == 1 ? "" : "s", len);
-        nf = 1;
-        goto out;
-    }
-    if (pat) {
-        const regex_t *re = regex_find(c->s, json_string_value(pat));
-        bool has_nul = strlen(n->u.str.s) != n->u.str.len;
-        if (re == NULL || has_nul || regexec(re, n->u.str.s, 0, NULL, 0) != 0) {
-            const json_t *hint = json_object_get(sch, "$comment");
-            if (json_is_string(hint))
-                report(c, n, cur_path(c), true, "must be %s (%s)", json_string_value(hint),
-                       bs(&got));
-            else
-                report(c, n, cur_path(c), true, "must match the pattern '%s' (%s)",
-                       json_string_value(pat), bs(&got));
-            nf = 1;
-            goto out;
-        }
-    }
-    if (fmt && strcmp(json_string_value(fmt), "date-time") == 0 &&
-        !is_date_time(n->u.str.s, n->u.str.len)) {
-        report(c, n, cur_path(c), true,
-               "must be an RFC 3339 date-time such as 2026-11-20T10:00:00Z (%s)", bs(&got));
-        nf = 1;
-    }
-out:
-    buf_release(&got);
-    return nf;
 }
 
 /* True when the field key of object n is declared as an object in one of
@@ -1452,41 +2565,50 @@ static bool field_is_section(const struct vctx *c, const struct doc_node *n, con
     for (const struct scope *sc = c->scope; sc != NULL; sc = sc->up) {
         if (sc->node != n)
             continue;
-        const json_t *sub = json_object_get(sc->props, key);
+        const struct snode *sub = prop_find(sc->sch, key, strlen(key));
         if (sub == NULL)
             continue;
-        const json_t *t = schema_type_of(c->s, (struct sref){sub, sc->doc});
-        if (t != NULL)
-            return json_is_string(t) && strcmp(json_string_value(t), "object") == 0;
+        if (sub->type_of != NULL)
+            return json_is_string(sub->type_of) &&
+                   strcmp(json_string_value(sub->type_of), "object") == 0;
     }
     return false;
 }
 
 static void report_missing(struct vctx *c, const struct doc_node *n, const char *key)
 {
-    if (c->cond && c->cond->obj == n) {
+    if (c->quiet)
+        return;
+    const struct cond *cd = c->cond != NULL && c->cond->obj == n ? cond_get(c) : NULL;
+    if (cd != NULL) {
         const char *article = strchr("aeiouAEIOU", key[0]) ? "an" : "a";
         if (field_is_section(c, n, key))
-            report(c, c->cond->at, c->cond->path, false, "%s requires %s '%s' section",
-                   c->cond->subject, article, key);
+            report_at(c, cd->at, cd->path, false, "%s requires %s '%s' section", cd->subject,
+                      article, key);
         else
-            report(c, c->cond->at, c->cond->path, false, "%s requires '%s'", c->cond->subject, key);
+            report_at(c, cd->at, cd->path, false, "%s requires '%s'", cd->subject, key);
         return;
     }
-    report(c, n, cur_path(c), false, "missing required field '%s'", key);
+    report(c, n, false, "missing required field '%s'", key);
 }
 
-static void report_unknown(struct vctx *c, const json_t *props, const struct doc_node *key)
+/* An unknown field; hint, when not NULL, is the field it likely means. */
+static void report_unknown(struct vctx *c, const struct snode *s, const struct doc_node *key,
+                           const char *hint)
 {
     struct buf b = BUF_INIT;
-    const char *best = props ? closest(key->u.str.s, key->u.str.len, props) : NULL;
+    const json_t *props = s->props_j;
     size_t nprops = props ? json_object_size(props) : 0;
 
+    if (!wanted(c, key, true))
+        return;
+    if (hint == NULL && props != NULL)
+        hint = closest(key->u.str.s, key->u.str.len, props);
     buf_puts(&b, "unknown field '");
     put_cut(&b, key->u.str.s, key->u.str.len);
     buf_putc(&b, '\'');
-    if (best) {
-        buf_printf(&b, " (did you mean '%s'?)", best);
+    if (hint) {
+        buf_printf(&b, " (did you mean '%s'?)", hint);
     } else if (nprops == 0) {
         buf_puts(&b, " (no fields are allowed here)");
     } else if (nprops <= 6) {
@@ -1494,7 +2616,7 @@ static void report_unknown(struct vctx *c, const json_t *props, const struct doc
         put_names(&b, props, ", ");
         buf_putc(&b, ')');
     }
-    report(c, key, cur_path(c), true, "%s", bs(&b));
+    report(c, key, true, "%s", bs(&b));
     buf_release(&b);
 }
 
@@ -1507,129 +2629,183 @@ static const char *entries(const json_t *addl, json_int_t count)
     return count == 1 ? "field" : "fields";
 }
 
-static int v_object(struct vctx *c, size_t doc, const json_t *sch, const struct doc_node *n)
+/* Whether an unknown field is a misspelling of a missing required one:
+ * close as a suggestion is, or one name holds the other and the shorter
+ * is at least half as long ("reeve_database" for "reeve_database_cluster"). */
+static bool misspelt(const char *word, size_t wlen, const char *want, size_t want_len)
 {
-    const json_t *props = json_object_get(sch, "properties");
-    const json_t *addl = json_object_get(sch, "additionalProperties");
-    const json_t *names = json_object_get(sch, "propertyNames");
-    const json_t *req = json_object_get(sch, "required");
-    const json_t *minp = json_object_get(sch, "minProperties");
-    const json_t *maxp = json_object_get(sch, "maxProperties");
-    size_t count = n->u.map.len, known = 0, i;
-    const json_t *r;
-    int nf = 0;
+    const char *lng = wlen >= want_len ? word : want, *shrt = wlen >= want_len ? want : word;
+    size_t ll = wlen >= want_len ? wlen : want_len, sl = wlen >= want_len ? want_len : wlen;
 
-    json_array_foreach(req, i, r)
-    {
-        if (map_pair(n, json_string_value(r), json_string_length(r)) == NULL) {
-            report_missing(c, n, json_string_value(r));
-            nf++;
-        }
-    }
+    if (close_to(word, wlen, want, want_len))
+        return true;
+    if (sl < 3 || sl * 2 < ll)
+        return false;
+    for (size_t i = 0; i + sl <= ll; i++)
+        if (strncasecmp(lng + i, shrt, sl) == 0)
+            return true;
+    return false;
+}
 
-    /* "exactly one of" objects: closed, with min/maxProperties of 1. */
-    struct buf found = BUF_INIT;
-    for (i = 0; props != NULL && i < count; i++) {
+/* When n has exactly one unknown field and it looks like a misspelling of
+ * a required field n lacks, that field; else NULL. One mistake then makes
+ * one error: the unknown field, with the required one as its suggestion. */
+static const struct sstr *typo_for_missing(const struct snode *s, const struct doc_node *n,
+                                           const struct doc_node **unknown)
+{
+    const struct doc_node *only = NULL;
+    const struct sstr *best = NULL;
+    size_t best_d = SIZE_MAX;
+
+    for (size_t i = 0; i < n->u.map.len; i++) {
         const struct doc_node *k = n->u.map.items[i].key;
-        if (json_object_getn(props, k->u.str.s, k->u.str.len) != NULL) {
-            if (known++ > 0)
-                buf_puts(&found, ", ");
-            put_cut(&found, k->u.str.s, k->u.str.len);
+        if (prop_find(s, k->u.str.s, k->u.str.len) != NULL)
+            continue;
+        if (only != NULL)
+            return NULL;
+        only = k;
+    }
+    if (only == NULL)
+        return NULL;
+    for (size_t i = 0; i < s->nrequired; i++) {
+        const struct sstr *r = &s->required[i];
+        if (map_pair(n, r->s, r->len) != NULL ||
+            !misspelt(only->u.str.s, only->u.str.len, r->s, r->len))
+            continue;
+        size_t d = edit_distance(only->u.str.s, only->u.str.len, r->s, r->len);
+        if (best == NULL || d < best_d) {
+            best = r;
+            best_d = d;
         }
     }
+    *unknown = only;
+    return best;
+}
+
+static int v_object(struct vctx *c, const struct snode *s, const struct doc_node *n)
+{
+    size_t count = n->u.map.len, missing = 0;
     /* In a closed object, fields beyond maxProperties that are unknown get
      * their own error; only known ones are counted against the maximum. */
-    bool closed = props != NULL && json_is_false(addl);
-    bool choose_one = closed && json_object_size(props) > 1;
-    if (maxp && count > (size_t)json_integer_value(maxp)) {
-        nf++;
-        if (closed && known <= (size_t)json_integer_value(maxp)) {
-            /* reported as unknown fields */
-        } else if (choose_one && json_integer_value(maxp) == 1) {
-            struct buf all = BUF_INIT;
-            put_names(&all, props, ", ");
-            report(c, n, cur_path(c), true, "set only one of: %s (found %s)", bs(&all), bs(&found));
-            buf_release(&all);
-        } else {
-            report(c, n, cur_path(c), true,
-                   "must have at most %" JSON_INTEGER_FORMAT " %s (got %zu)",
-                   json_integer_value(maxp), entries(addl, json_integer_value(maxp)), count);
-        }
-    }
-    if (minp && count < (size_t)json_integer_value(minp)) {
-        nf++;
-        if (choose_one && json_integer_value(minp) == 1) {
-            struct buf all = BUF_INIT;
-            put_names(&all, props, ", ");
-            report(c, n, cur_path(c), true, "set one of: %s", bs(&all));
-            buf_release(&all);
-        } else {
-            report(c, n, cur_path(c), true,
-                   "must have at least %" JSON_INTEGER_FORMAT " %s (got %zu)",
-                   json_integer_value(minp), entries(addl, json_integer_value(minp)), count);
-        }
-    }
-    buf_release(&found);
+    bool closed = s->props_j != NULL && json_is_false(s->addl_j);
+    bool choose_one = closed && json_object_size(s->props_j) > 1;
+    const struct sstr *typo = NULL;
+    const struct doc_node *typo_key = NULL;
+    int nf = 0;
 
-    for (i = 0; i < count; i++) {
+    for (size_t i = 0; i < s->nrequired; i++)
+        missing += map_pair(n, s->required[i].s, s->required[i].len) == NULL;
+    if (missing > 0 && closed && c->quiet == 0)
+        typo = typo_for_missing(s, n, &typo_key);
+    for (size_t i = 0; missing > 0 && i < s->nrequired; i++) {
+        const struct sstr *r = &s->required[i];
+        if (map_pair(n, r->s, r->len) != NULL)
+            continue;
+        if (r != typo)
+            report_missing(c, n, r->s);
+        nf++;
+    }
+
+    if (s->maxp && count > (size_t)json_integer_value(s->maxp)) {
+        /* "exactly one of" objects: closed, with min/maxProperties of 1. */
+        json_int_t maxp = json_integer_value(s->maxp);
+        struct buf found = BUF_INIT;
+        size_t known = 0;
+        for (size_t i = 0; s->props_j != NULL && i < count; i++) {
+            const struct doc_node *k = n->u.map.items[i].key;
+            if (prop_find(s, k->u.str.s, k->u.str.len) != NULL) {
+                if (known++ > 0)
+                    buf_puts(&found, ", ");
+                put_cut(&found, k->u.str.s, k->u.str.len);
+            }
+        }
+        nf++;
+        if (closed && known <= (size_t)maxp) {
+            /* reported as unknown fields */
+        } else if (choose_one && maxp == 1) {
+            if (wanted(c, n, true)) {
+                struct buf all = BUF_INIT;
+                put_names(&all, s->props_j, ", ");
+                report(c, n, true, "set only one of: %s (found %s)", bs(&all), bs(&found));
+                buf_release(&all);
+            }
+        } else {
+            report(c, n, true, "must have at most %" JSON_INTEGER_FORMAT " %s (got %zu)", maxp,
+                   entries(s->addl_j, maxp), count);
+        }
+        buf_release(&found);
+    }
+    if (s->minp && count < (size_t)json_integer_value(s->minp)) {
+        json_int_t minp = json_integer_value(s->minp);
+        nf++;
+        if (choose_one && minp == 1) {
+            if (wanted(c, n, true)) {
+                struct buf all = BUF_INIT;
+                put_names(&all, s->props_j, ", ");
+                report(c, n, true, "set one of: %s", bs(&all));
+                buf_release(&all);
+            }
+        } else {
+            report(c, n, true, "must have at least %" JSON_INTEGER_FORMAT " %s (got %zu)", minp,
+                   entries(s->addl_j, minp), count);
+        }
+    }
+
+    for (size_t i = 0; i < count; i++) {
         const struct doc_pair *p = &n->u.map.items[i];
         const char *key = p->key->u.str.s;
         size_t klen = p->key->u.str.len;
         size_t mark = path_push_key(c, p->key);
-        const json_t *ps = props && strlen(key) == klen ? json_object_getn(props, key, klen) : NULL;
-
-        if (names) {
+        const struct snode *ps =
+            s->nprops > 0 && strlen(key) == klen ? prop_find(s, key, klen) : NULL;
+        if (s->names) {
             const char *saved = c->subject;
             c->subject = "key";
-            nf += v_schema(c, doc, names, p->key);
+            nf += v_schema(c, s->names, p->key);
             c->subject = saved;
         }
         if (ps) {
-            nf += v_schema(c, doc, ps, p->value);
-        } else if (json_is_false(addl)) {
-            report_unknown(c, props, p->key);
+            nf += v_schema(c, ps, p->value);
+        } else if (json_is_false(s->addl_j)) {
+            report_unknown(c, s, p->key, p->key == typo_key && typo ? typo->s : NULL);
             nf++;
-        } else if (addl) {
-            nf += v_schema(c, doc, addl, p->value);
+        } else if (s->addl) {
+            nf += v_schema(c, s->addl, p->value);
         }
         path_pop(c, mark);
     }
     return nf;
 }
 
-static int v_array(struct vctx *c, size_t doc, const json_t *sch, const struct doc_node *n)
+static int v_array(struct vctx *c, const struct snode *s, const struct doc_node *n)
 {
-    const json_t *mini = json_object_get(sch, "minItems"), *maxi = json_object_get(sch, "maxItems");
-    const json_t *items = json_object_get(sch, "items");
     size_t len = n->u.seq.len;
-    bool too_few = mini && len < (size_t)json_integer_value(mini);
-    bool too_many = maxi && len > (size_t)json_integer_value(maxi);
+    json_int_t mini = json_integer_value(s->mini), maxi = json_integer_value(s->maxi);
+    bool too_few = s->mini && len < (size_t)mini;
+    bool too_many = s->maxi && len > (size_t)maxi;
     int nf = 0;
 
-    if ((too_few || too_many) && mini && maxi && json_integer_value(mini) > 0)
-        report(c, n, cur_path(c), true,
+    if ((too_few || too_many) && s->mini && s->maxi && mini > 0)
+        report(c, n, true,
                "must have between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT
                " items (got %zu)",
-               json_integer_value(mini), json_integer_value(maxi), len);
+               mini, maxi, len);
     else if (too_few)
-        report(c, n, cur_path(c), true,
-               "must have at least %" JSON_INTEGER_FORMAT " item%s (got %zu)",
-               json_integer_value(mini), json_integer_value(mini) == 1 ? "" : "s", len);
+        report(c, n, true, "must have at least %" JSON_INTEGER_FORMAT " item%s (got %zu)", mini,
+               mini == 1 ? "" : "s", len);
     else if (too_many)
-        report(c, n, cur_path(c), true,
-               "must have at most %" JSON_INTEGER_FORMAT " item%s (got %zu)",
-               json_integer_value(maxi), json_integer_value(maxi) == 1 ? "" : "s", len);
+        report(c, n, true, "must have at most %" JSON_INTEGER_FORMAT " item%s (got %zu)", maxi,
+               maxi == 1 ? "" : "s", len);
     if (too_few || too_many)
         nf++;
 
-    for (size_t i = 0; items != NULL && i < len; i++) {
-        size_t mark = c->path.len;
-        buf_printf(&c->path, "[%zu]", i);
-        nf += v_schema(c, doc, items, n->u.seq.items[i]);
+    for (size_t i = 0; s->items != NULL && i < len; i++) {
+        size_t mark = path_push_index(c, i);
+        nf += v_schema(c, s->items, n->u.seq.items[i]);
         path_pop(c, mark);
     }
 
-    if (json_is_true(json_object_get(sch, "uniqueItems")) && len > 1) {
+    if (s->unique && len > 1) {
         /* Sort indices by value so equal items sit together: n log n, not
          * n squared, on hostile input. */
         size_t *idx = malloc(len * sizeof(*idx));
@@ -1647,14 +2823,15 @@ static int v_array(struct vctx *c, size_t doc, const json_t *sch, const struct d
                 for (size_t i = g; i < j; i++) {
                     if (!doc_eq(n->u.seq.items[idx[i]], dup))
                         continue;
-                    struct buf b = BUF_INIT;
-                    size_t mark = c->path.len;
-                    put_value(&b, dup);
-                    buf_printf(&c->path, "[%zu]", idx[j]);
-                    report(c, dup, cur_path(c), true, "duplicate item %s (already at [%zu])",
-                           bs(&b), idx[i]);
-                    path_pop(c, mark);
-                    buf_release(&b);
+                    if (wanted(c, dup, true)) {
+                        struct buf b = BUF_INIT;
+                        size_t mark = path_push_index(c, idx[j]);
+                        put_value(&b, dup);
+                        report(c, dup, true, "duplicate item %s (already at [%zu])", bs(&b),
+                               idx[i]);
+                        path_pop(c, mark);
+                        buf_release(&b);
+                    }
                     nf++;
                     break;
                 }
@@ -1668,8 +2845,8 @@ static int v_array(struct vctx *c, size_t doc, const json_t *sch, const struct d
 
 /* Find what satisfied an "if" on n: the first const (or one-value enum)
  * below its "properties" that n has, else its first "required" field. */
-static bool cond_find_const(struct vctx *c, const json_t *ifs, const struct doc_node *n,
-                            struct buf *rel, struct cond *out)
+static bool cond_find_const(const json_t *ifs, const struct doc_node *n, struct buf *rel,
+                            struct cond *out)
 {
     const json_t *props = json_object_get(ifs, "properties");
     const char *key;
@@ -1703,7 +2880,7 @@ static bool cond_find_const(struct vctx *c, const json_t *ifs, const struct doc_
             buf_release(&v);
             return true;
         }
-        if (p->value->kind == DOC_MAP && cond_find_const(c, sub, p->value, rel, out))
+        if (p->value->kind == DOC_MAP && cond_find_const(sub, p->value, rel, out))
             return true;
         rel->len = mark;
         if (rel->data)
@@ -1712,15 +2889,16 @@ static bool cond_find_const(struct vctx *c, const json_t *ifs, const struct doc_
     return false;
 }
 
-static bool cond_find(struct vctx *c, const json_t *ifs, const struct doc_node *n, struct cond *out)
+static bool cond_find(struct vctx *c, struct cond *out)
 {
+    const json_t *ifs = out->ifs->j;
+    const struct doc_node *n = out->obj;
     struct buf rel = BUF_INIT;
     bool found = false;
 
     if (!json_is_object(ifs) || n->kind != DOC_MAP)
         return false;
-    out->obj = n;
-    if (cond_find_const(c, ifs, n, &rel, out)) {
+    if (cond_find_const(ifs, n, &rel, out)) {
         found = true;
     } else {
         const json_t *req = json_array_get(json_object_get(ifs, "required"), 0);
@@ -1736,7 +2914,7 @@ static bool cond_find(struct vctx *c, const json_t *ifs, const struct doc_node *
     }
     if (found) {
         struct buf full = BUF_INIT;
-        buf_puts(&full, cur_path(c));
+        buf_puts(&full, path_of(c, out->nsegs));
         if (full.len > 0 && rel.data && rel.data[0] != '[')
             buf_putc(&full, '.');
         buf_puts(&full, bs(&rel));
@@ -1747,78 +2925,92 @@ static bool cond_find(struct vctx *c, const json_t *ifs, const struct doc_node *
     return found;
 }
 
-static int v_if(struct vctx *c, size_t doc, const json_t *sch, const struct doc_node *n)
+static const struct cond *cond_get(struct vctx *c)
 {
-    const json_t *ifs = json_object_get(sch, "if");
-    const json_t *then = json_object_get(sch, "then"), *els = json_object_get(sch, "else");
-    const struct cond *saved = c->cond;
+    struct cond *cd = c->cond;
+    if (cd == NULL)
+        return NULL;
+    if (!cd->resolved) {
+        cd->resolved = true;
+        cd->found = cond_find(c, cd);
+    }
+    return cd->found ? cd : NULL;
+}
+
+static int v_if(struct vctx *c, const struct snode *s, const struct doc_node *n)
+{
+    struct cond *saved = c->cond;
     int nf = 0;
 
-    if (ifs == NULL || (then == NULL && els == NULL))
+    if (s->if_s == NULL || (s->then_s == NULL && s->else_s == NULL))
         return 0;
     c->quiet++;
-    int f = v_schema(c, doc, ifs, n);
+    int f = v_schema(c, s->if_s, n);
     c->quiet--;
-    if (f == 0 && then != NULL) {
-        struct cond *cd = calloc(1, sizeof(*cd));
-        c->cond = cd && cond_find(c, ifs, n, cd) ? cd : NULL;
-        nf = v_schema(c, doc, then, n);
+    if (f == 0 && s->then_s != NULL) {
+        struct cond cd;
+        cd.obj = n;
+        cd.ifs = s->if_s;
+        cd.nsegs = c->nsegs;
+        cd.resolved = false;
+        cd.found = false;
+        c->cond = &cd;
+        nf = v_schema(c, s->then_s, n);
         c->cond = saved;
-        free(cd);
-    } else if (f != 0 && els != NULL) {
+    } else if (f != 0 && s->else_s != NULL) {
         c->cond = NULL;
-        nf = v_schema(c, doc, els, n);
+        nf = v_schema(c, s->else_s, n);
         c->cond = saved;
     }
     return nf;
 }
 
-static int v_not(struct vctx *c, size_t doc, const json_t *sub, const struct doc_node *n)
+static int v_not(struct vctx *c, const struct snode *sub, const struct doc_node *n)
 {
-    const json_t *req = json_object_get(sub, "required");
-    size_t nreq = json_array_size(req);
+    size_t nreq = sub->nrequired;
 
     c->quiet++;
-    int f = v_schema(c, doc, sub, n);
+    int f = v_schema(c, sub, n);
     c->quiet--;
     if (f != 0)
         return 0;
     if (n->kind == DOC_MAP && nreq > 0) {
         /* not: {required: [a, b]}: report at the last of them in the file. */
         const struct doc_pair *last = NULL;
-        struct buf b = BUF_INIT;
-        size_t i;
-        const json_t *r;
-        json_array_foreach(req, i, r)
-        {
-            const struct doc_pair *p = map_pair_s(n, json_string_value(r));
+        for (size_t i = 0; i < nreq; i++) {
+            const struct doc_pair *p = map_pair(n, sub->required[i].s, sub->required[i].len);
             if (p != NULL && (last == NULL || p > last))
                 last = p;
-            if (i > 0)
-                buf_puts(&b, i + 1 == nreq ? " and " : ", ");
-            buf_printf(&b, "'%s'", json_string_value(r));
         }
         if (last != NULL) {
-            size_t mark = path_push_key(c, last->key);
-            if (nreq == 1)
-                report(c, last->key, cur_path(c), true, "%s is not allowed here", bs(&b));
-            else
-                report(c, last->key, cur_path(c), true, "%s cannot %s be set", bs(&b),
-                       nreq == 2 ? "both" : "all");
-            path_pop(c, mark);
-            buf_release(&b);
+            if (wanted(c, last->key, true)) {
+                struct buf b = BUF_INIT;
+                for (size_t i = 0; i < nreq; i++) {
+                    if (i > 0)
+                        buf_puts(&b, i + 1 == nreq ? " and " : ", ");
+                    buf_printf(&b, "'%s'", sub->required[i].s);
+                }
+                size_t mark = path_push_key(c, last->key);
+                if (nreq == 1)
+                    report(c, last->key, true, "%s is not allowed here", bs(&b));
+                else
+                    report(c, last->key, true, "%s cannot %s be set", bs(&b),
+                           nreq == 2 ? "both" : "all");
+                path_pop(c, mark);
+                buf_release(&b);
+            }
             return 1;
         }
-        buf_release(&b);
     }
-    const json_t *val = json_object_get(sub, "const");
-    if (val != NULL) {
-        struct buf b = BUF_INIT;
-        put_value(&b, n);
-        report(c, n, cur_path(c), true, "must not be %s", bs(&b));
-        buf_release(&b);
+    if (sub->const_v != NULL) {
+        if (wanted(c, n, true)) {
+            struct buf b = BUF_INIT;
+            put_value(&b, n);
+            report(c, n, true, "must not be %s", bs(&b));
+            buf_release(&b);
+        }
     } else {
-        report(c, n, cur_path(c), true, "is not allowed here");
+        report(c, n, true, "is not allowed here");
     }
     return 1;
 }
@@ -1826,25 +3018,24 @@ static int v_not(struct vctx *c, size_t doc, const json_t *sub, const struct doc
 /* anyOf / oneOf. When no branch matches, the errors of the branch whose
  * type fits the value are the useful ones; when no type fits, one type
  * error listing every allowed type. */
-static int v_anyof(struct vctx *c, size_t doc, const json_t *arr, const struct doc_node *n,
-                   bool one)
+static int v_anyof(struct vctx *c, const struct snode *const *br, size_t nbr,
+                   const struct doc_node *n, bool one)
 {
-    size_t pass = 0, i;
-    const json_t *br;
-    const json_t *best = NULL;
+    size_t pass = 0;
+    const struct snode *best = NULL;
     int best_f = 0;
+    unsigned bits = node_bits(n);
 
     c->quiet++;
-    json_array_foreach(arr, i, br)
-    {
-        int f = v_schema(c, doc, br, n);
+    for (size_t i = 0; i < nbr; i++) {
+        int f = v_schema(c, br[i], n);
         if (f == 0) {
             pass++;
             continue;
         }
-        const json_t *t = schema_type_of(c->s, (struct sref){br, doc});
-        if ((t == NULL || type_ok(t, n)) && (best == NULL || f < best_f)) {
-            best = br;
+        if ((br[i]->type_of == NULL || (br[i]->type_of_bits & bits) != 0) &&
+            (best == NULL || f < best_f)) {
+            best = br[i];
             best_f = f;
         }
     }
@@ -1852,17 +3043,19 @@ static int v_anyof(struct vctx *c, size_t doc, const json_t *arr, const struct d
     if (one ? pass == 1 : pass > 0)
         return 0;
     if (pass > 1) {
-        report(c, n, cur_path(c), true, "matches more than one of the allowed forms");
+        report(c, n, true, "matches more than one of the allowed forms");
         return 1;
     }
     if (best != NULL) {
-        int f = v_schema(c, doc, best, n);
+        int f = v_schema(c, best, n);
         return f > 0 ? f : 1;
     }
-    struct type_names types = {0};
-    json_array_foreach(arr, i, br)
-        type_names_add(&types, schema_type_of(c->s, (struct sref){br, doc}));
-    report_type(c, &types, n);
+    if (wanted(c, n, true)) {
+        struct type_names types = {0};
+        for (size_t i = 0; i < nbr; i++)
+            type_names_add(&types, br[i]->type_of);
+        report_type(c, &types, n);
+    }
     return 1;
 }
 
@@ -1884,7 +3077,7 @@ static int v_dependent(struct vctx *c, const json_t *dep, const struct doc_node 
             if (map_pair_s(n, json_string_value(r)) != NULL)
                 continue;
             size_t mark = path_push_key(c, p->key);
-            report(c, p->key, cur_path(c), false, "'%s' requires '%s'", key, json_string_value(r));
+            report(c, p->key, false, "'%s' requires '%s'", key, json_string_value(r));
             path_pop(c, mark);
             nf++;
         }
@@ -1892,94 +3085,75 @@ static int v_dependent(struct vctx *c, const json_t *dep, const struct doc_node 
     return nf;
 }
 
-static int v_schema(struct vctx *c, size_t doc, const json_t *sch, const struct doc_node *n)
+static int v_schema(struct vctx *c, const struct snode *s, const struct doc_node *n)
 {
-    const json_t *k;
     struct scope sc;
     bool scoped = false;
     int nf = 0;
 
-    if (json_is_true(sch))
-        return 0;
-    if (!json_is_object(sch)) {
-        report(c, n, cur_path(c), true, "is not allowed here");
+    if (s->j == NULL) {
+        if (s->pass)
+            return 0;
+        report(c, n, true, "is not allowed here");
         return 1;
     }
     if (c->depth >= RV_SCHEMA_DEPTH_MAX) {
-        report(c, n, cur_path(c), true, "is nested too deeply to check");
+        report(c, n, true, "is nested too deeply to check");
         return 1;
     }
     c->depth++;
-    const json_t *saved_secret = c->secret;
-    const json_t *secret = write_only_of(c->s, (struct sref){sch, doc});
-    if (secret != NULL)
-        c->secret = secret;
+    const struct snode *saved_secret = c->secret;
+    if (s->secret != NULL)
+        c->secret = s->secret;
 
-    k = json_object_get(sch, "type");
-    if (k != NULL && !type_ok(k, n)) {
-        struct type_names types = {0};
-        type_names_add(&types, k);
-        report_type(c, &types, n);
+    if (s->type != NULL && (s->types & node_bits(n)) == 0) {
+        if (wanted(c, n, true)) {
+            struct type_names types = {0};
+            type_names_add(&types, s->type);
+            report_type(c, &types, n);
+        }
         nf = 1;
         goto out;
     }
-    k = json_object_get(sch, "$ref");
-    if (k != NULL) {
-        struct sref r;
-        if (ref_resolve(c->s, doc, json_string_value(k), &r) != 0) {
-            report(c, n, cur_path(c), true, "cannot be checked: schema reference '%s' is broken",
-                   json_string_value(k));
+    if (s->ref != NULL) {
+        if (s->ref_to == NULL) {
+            report(c, n, true, "cannot be checked: schema reference '%s' is broken", s->ref);
             nf = 1;
             goto out;
         }
-        nf = v_schema(c, r.doc, r.sch, n);
+        nf = v_schema(c, s->ref_to, n);
         if (nf != 0)
             goto out;
     }
-    k = json_object_get(sch, "const");
-    if (k != NULL && !doc_eq_json(n, k)) {
-        report_enum(c, k, n, true);
+    if (s->const_v != NULL && !doc_eq_json(n, s->const_v)) {
+        report_enum(c, s->const_v, n, true);
         nf = 1;
         goto out;
     }
-    k = json_object_get(sch, "enum");
-    if (k != NULL) {
-        size_t i;
-        const json_t *e;
-        bool hit = false;
-        json_array_foreach(k, i, e)
-        {
-            if (doc_eq_json(n, e)) {
-                hit = true;
-                break;
-            }
-        }
-        if (!hit) {
-            report_enum(c, k, n, false);
-            nf = 1;
-            goto out;
-        }
+    if (s->enum_v != NULL && !enum_has(s, n)) {
+        report_enum(c, s->enum_v, n, false);
+        nf = 1;
+        goto out;
     }
 
     switch (n->kind) {
     case DOC_INT:
     case DOC_FLOAT:
-        nf = v_number(c, sch, n);
+        nf = v_number(c, s, n);
         break;
     case DOC_STRING:
-        nf = v_string(c, sch, n);
+        nf = v_string(c, s, n);
         break;
     case DOC_MAP:
-        k = json_object_get(sch, "properties");
-        if (k != NULL) {
-            sc = (struct scope){c->scope, n, k, doc};
+        if (s->props_j != NULL) {
+            sc = (struct scope){c->scope, n, s};
             c->scope = &sc;
             scoped = true;
         }
-        nf = v_object(c, doc, sch, n);
+        nf = v_object(c, s, n);
         break;
     case DOC_SEQ:
-        nf = v_array(c, doc, sch, n);
+        nf = v_array(c, s, n);
         break;
     default:
         break;
@@ -1987,25 +3161,17 @@ static int v_schema(struct vctx *c, size_t doc, const json_t *sch, const struct 
     if (nf != 0 && n->kind != DOC_MAP && n->kind != DOC_SEQ)
         goto out;
 
-    k = json_object_get(sch, "allOf");
-    if (k != NULL) {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(k, i, e) nf += v_schema(c, doc, e, n);
-    }
-    k = json_object_get(sch, "anyOf");
-    if (k != NULL)
-        nf += v_anyof(c, doc, k, n, false);
-    k = json_object_get(sch, "oneOf");
-    if (k != NULL)
-        nf += v_anyof(c, doc, k, n, true);
-    k = json_object_get(sch, "not");
-    if (k != NULL)
-        nf += v_not(c, doc, k, n);
-    nf += v_if(c, doc, sch, n);
-    k = json_object_get(sch, "dependentRequired");
-    if (k != NULL && n->kind == DOC_MAP)
-        nf += v_dependent(c, k, n);
+    for (size_t i = 0; i < s->nall_of; i++)
+        nf += v_schema(c, s->all_of[i], n);
+    if (s->any_of != NULL)
+        nf += v_anyof(c, s->any_of, s->nany_of, n, false);
+    if (s->one_of != NULL)
+        nf += v_anyof(c, s->one_of, s->none_of, n, true);
+    if (s->not_s != NULL)
+        nf += v_not(c, s->not_s, n);
+    nf += v_if(c, s, n);
+    if (s->dep_req != NULL && n->kind == DOC_MAP)
+        nf += v_dependent(c, s->dep_req, n);
 out:
     if (scoped)
         c->scope = sc.up;
@@ -2017,14 +3183,21 @@ out:
 size_t schema_validate(const struct schema *s, const struct doc_node *n, const char *file,
                        const char *path_prefix, struct diag_list *diags)
 {
-    struct vctx c = {.s = s, .file = file ? file : "", .diags = diags};
+    struct vctx c;
 
     if (s == NULL || n == NULL || diags == NULL)
         return 0;
-    if (path_prefix != NULL && *path_prefix != '\0')
-        buf_puts(&c.path, path_prefix);
-    v_schema(&c, 0, s->docs[0].root, n);
+    memset(&c, 0, sizeof(c));
+    c.s = s;
+    c.file = file ? file : "";
+    c.diags = diags;
+    c.prefix = path_prefix != NULL && *path_prefix != '\0' ? path_prefix : NULL;
+    c.segs = c.segs_inline;
+    c.segs_cap = PATH_SEGS_INLINE;
+    v_schema(&c, s->root, n);
     buf_release(&c.path);
+    if (c.segs != c.segs_inline)
+        free(c.segs);
     free(c.flagged);
     return c.added;
 }
@@ -2032,71 +3205,56 @@ size_t schema_validate(const struct schema *s, const struct doc_node *n, const c
 /* ------------------------------------------------------------------ */
 /* Defaults                                                             */
 
-/* The subschema for field key below r: its "properties", then what its
+/* The subschema for field key below n: its "properties", then what its
  * $ref and allOf branches declare, then "additionalProperties". */
-static bool find_prop(const struct schema *s, struct sref r, const char *key, size_t klen,
-                      int depth, struct sref *out)
+static const struct snode *find_prop(const struct snode *n, const char *key, size_t klen, int depth)
 {
-    const json_t *sub;
-    size_t i;
-    const json_t *e;
+    const struct snode *sub;
 
-    if (depth > 32 || !json_is_object(r.sch))
-        return false;
-    sub = json_object_getn(json_object_get(r.sch, "properties"), key, klen);
-    if (sub != NULL) {
-        *out = (struct sref){sub, r.doc};
-        return true;
+    if (depth > 32 || n == NULL || n->j == NULL)
+        return NULL;
+    sub = prop_find(n, key, klen);
+    if (sub != NULL)
+        return sub;
+    sub = find_prop(n->ref_to, key, klen, depth + 1);
+    if (sub != NULL)
+        return sub;
+    for (size_t i = 0; i < n->nall_of; i++) {
+        sub = find_prop(n->all_of[i], key, klen, depth + 1);
+        if (sub != NULL)
+            return sub;
     }
-    const json_t *ref = json_object_get(r.sch, "$ref");
-    struct sref t;
-    if (ref != NULL && ref_resolve(s, r.doc, json_string_value(ref), &t) == 0 &&
-        find_prop(s, t, key, klen, depth + 1, out))
-        return true;
-    json_array_foreach(json_object_get(r.sch, "allOf"), i, e)
-    {
-        if (find_prop(s, (struct sref){e, r.doc}, key, klen, depth + 1, out))
-            return true;
-    }
-    sub = json_object_get(r.sch, "additionalProperties");
-    if (json_is_object(sub)) {
-        *out = (struct sref){sub, r.doc};
-        return true;
-    }
-    return false;
+    if (n->addl != NULL && n->addl->j != NULL)
+        return n->addl;
+    return NULL;
 }
 
-static bool find_items(const struct schema *s, struct sref r, struct sref *out)
+static const struct snode *find_items(const struct snode *n)
 {
-    for (int hops = 0; hops < 32 && json_is_object(r.sch); hops++) {
-        const json_t *items = json_object_get(r.sch, "items");
-        const json_t *ref = json_object_get(r.sch, "$ref");
-        if (items != NULL) {
-            *out = (struct sref){items, r.doc};
-            return true;
-        }
-        if (ref == NULL || ref_resolve(s, r.doc, json_string_value(ref), &r) != 0)
-            return false;
+    for (int hops = 0; hops < 32 && n != NULL && n->j != NULL; hops++) {
+        if (n->items != NULL)
+            return n->items;
+        n = n->ref_to;
     }
-    return false;
+    return NULL;
 }
 
 const json_t *schema_default(const struct schema *s, const char *field_path)
 {
-    struct sref cur;
+    const struct snode *cur;
     const char *p = field_path;
 
     if (s == NULL || field_path == NULL)
         return NULL;
-    cur = (struct sref){s->docs[0].root, 0};
+    cur = s->root;
     while (*p != '\0') {
         size_t klen = strcspn(p, ".[");
-        if (klen > 0 && !find_prop(s, cur, p, klen, 0, &cur))
+        if (klen > 0 && (cur = find_prop(cur, p, klen, 0)) == NULL)
             return NULL;
         p += klen;
         while (*p == '[') {
             const char *close = strchr(p, ']');
-            if (close == NULL || !find_items(s, cur, &cur))
+            if (close == NULL || (cur = find_items(cur)) == NULL)
                 return NULL;
             p = close + 1;
         }
@@ -2105,13 +3263,10 @@ const json_t *schema_default(const struct schema *s, const char *field_path)
         else if (*p != '\0')
             return NULL;
     }
-    for (int hops = 0; hops < 32 && json_is_object(cur.sch); hops++) {
-        const json_t *def = json_object_get(cur.sch, "default");
-        const json_t *ref = json_object_get(cur.sch, "$ref");
-        if (def != NULL)
-            return def;
-        if (ref == NULL || ref_resolve(s, cur.doc, json_string_value(ref), &cur) != 0)
-            return NULL;
+    for (int hops = 0; hops < 32 && cur != NULL && cur->j != NULL; hops++) {
+        if (cur->dflt != NULL)
+            return cur->dflt;
+        cur = cur->ref_to;
     }
     return NULL;
 }

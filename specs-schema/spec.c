@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "buf.h"
+#include "crypto.h"
 #include "doc.h"
 #include "limits.h"
 #include "policy.h"
@@ -747,17 +747,6 @@ static void cluster_check(struct conv *cv, const struct spec_cluster *c,
         check_cron(cv, get(sched, "incremental"), "backup.schedule.incremental");
     }
 
-    if (c->bootstrap.kind == SPEC_BOOTSTRAP_FROM_BACKUP && c->bootstrap.from_cluster &&
-        c->namespace_ && c->name) {
-        size_t nl = strlen(c->namespace_);
-        const char *f = c->bootstrap.from_cluster;
-        if (strncmp(f, c->namespace_, nl) == 0 && f[nl] == '/' && strcmp(f + nl + 1, c->name) == 0)
-            cv_diag(cv, DIAG_ERROR, c->bootstrap.from_pos, "bootstrap.fromBackup.cluster",
-                    "names this cluster itself ('%s'); a new cluster restores another cluster's "
-                    "backups: name that cluster, or use 'initdb'",
-                    f);
-    }
-
     for (size_t i = 0; i < c->nusers; i++) {
         for (size_t j = 0; j < i; j++) {
             if (c->users[i].name && c->users[j].name &&
@@ -977,33 +966,339 @@ json_t *spec_cluster_to_json(const struct spec_cluster *c)
     return doc;
 }
 
+/* The digest is the SHA-256 of the text json_dumps(spec_cluster_to_json(c),
+ * JSON_SORT_KEYS | JSON_COMPACT) gives, written straight into the hash
+ * instead of building and dumping a jansson tree for every cluster: keys in
+ * strcmp order, strings escaped as jansson escapes them, integers in
+ * decimal, the one real (a fractional cpu) formatted by jansson itself.
+ * test_spec checks the two stay byte for byte the same. */
+struct canon {
+    struct crypto_sha256_ctx sha;
+    int rc;
+    size_t len;
+    char buf[2048];
+};
+
+static void cn_flush(struct canon *w)
+{
+    if (w->rc == 0 && w->len > 0)
+        w->rc = crypto_sha256_update(&w->sha, w->buf, w->len);
+    w->len = 0;
+}
+
+static void cn_put(struct canon *w, const char *s, size_t n)
+{
+    while (n > 0) {
+        if (w->len == sizeof(w->buf))
+            cn_flush(w);
+        size_t k = sizeof(w->buf) - w->len < n ? sizeof(w->buf) - w->len : n;
+        memcpy(w->buf + w->len, s, k);
+        w->len += k;
+        s += k;
+        n -= k;
+    }
+}
+
+static void cn_putc(struct canon *w, char ch)
+{
+    if (w->len == sizeof(w->buf))
+        cn_flush(w);
+    w->buf[w->len++] = ch;
+}
+
+static void cn_puts(struct canon *w, const char *s)
+{
+    cn_put(w, s, strlen(s));
+}
+
+/* A JSON string; NULL is written as "" (as jstr() does). */
+static void cn_str(struct canon *w, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const char *run = s ? s : "", *p = run;
+    cn_putc(w, '"');
+    for (;;) {
+        unsigned char ch;
+        while ((ch = (unsigned char)*p) >= 0x20 && ch != '"' && ch != '\\')
+            p++;
+        cn_put(w, run, (size_t)(p - run));
+        if (ch == '\0')
+            break;
+        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0}; /* \" and \\ */
+        size_t elen = 2;
+        if (ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t') {
+            esc[1] = ch == '\b'   ? 'b'
+                     : ch == '\f' ? 'f'
+                     : ch == '\n' ? 'n'
+                     : ch == '\r' ? 'r'
+                                  : 't';
+        } else if (ch < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            elen = 6;
+        }
+        cn_put(w, esc, elen);
+        run = ++p;
+    }
+    cn_putc(w, '"');
+}
+
+/* ,"key": (no comma before the first member of an object) */
+static void cn_key(struct canon *w, bool *first, const char *key)
+{
+    if (!*first)
+        cn_putc(w, ',');
+    *first = false;
+    cn_str(w, key);
+    cn_putc(w, ':');
+}
+
+static void cn_key_str(struct canon *w, bool *first, const char *key, const char *value)
+{
+    if (value == NULL)
+        return;
+    cn_key(w, first, key);
+    cn_str(w, value);
+}
+
+static void cn_int(struct canon *w, int64_t v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+    cn_put(w, num, (size_t)n);
+}
+
+static void cn_bool(struct canon *w, bool v)
+{
+    cn_puts(w, v ? "true" : "false");
+}
+
+static void cn_strv(struct canon *w, char *const *v, size_t n)
+{
+    cn_putc(w, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            cn_putc(w, ',');
+        cn_str(w, v[i]);
+    }
+    cn_putc(w, ']');
+}
+
+static int kv_ptr_cmp(const void *pa, const void *pb)
+{
+    const struct spec_kv *a = *(const struct spec_kv *const *)pa;
+    const struct spec_kv *b = *(const struct spec_kv *const *)pb;
+    return strcmp(a->key, b->key);
+}
+
+static void cn_kvs(struct canon *w, const struct spec_kv *kv, size_t n)
+{
+    const struct spec_kv **sorted = calloc(n ? n : 1, sizeof(*sorted));
+    bool first = true;
+    if (sorted == NULL) {
+        w->rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &kv[i];
+    qsort(sorted, n, sizeof(*sorted), kv_ptr_cmp);
+    cn_putc(w, '{');
+    for (size_t i = 0; i < n; i++) {
+        cn_key(w, &first, sorted[i]->key);
+        cn_str(w, sorted[i]->value);
+    }
+    cn_putc(w, '}');
+    free(sorted);
+}
+
+static void cn_cpu(struct canon *w, double cpu)
+{
+    if (cpu == floor(cpu) && fabs(cpu) < 1e15) {
+        cn_int(w, (int64_t)cpu);
+        return;
+    }
+    json_t *r = json_real(cpu);
+    char *text = r ? json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    if (text == NULL)
+        w->rc = RV_ENOMEM;
+    else
+        cn_puts(w, text);
+    free(text);
+    json_decref(r);
+}
+
+static void cn_backup(struct canon *w, const struct spec_cluster *c)
+{
+    bool first = true, f2;
+
+    cn_putc(w, '{');
+    cn_key(w, &first, "destination");
+    cn_putc(w, '{');
+    f2 = true;
+    if (c->backup.dest_kind == SPEC_DEST_LOCAL) {
+        bool f3 = true;
+        cn_key(w, &f2, "local");
+        cn_putc(w, '{');
+        cn_key_str(w, &f3, "path", c->backup.local_path);
+        cn_putc(w, '}');
+    } else if (c->backup.dest_kind == SPEC_DEST_S3) {
+        bool f3 = true;
+        cn_key(w, &f2, "s3");
+        cn_putc(w, '{');
+        cn_key_str(w, &f3, "bucket", c->backup.bucket);
+        cn_key_str(w, &f3, "credentialsRef", c->backup.credentials_ref);
+        cn_key_str(w, &f3, "endpoint", c->backup.endpoint);
+        cn_key_str(w, &f3, "prefix", c->backup.prefix);
+        cn_key_str(w, &f3, "region", c->backup.s3_region);
+        cn_putc(w, '}');
+    }
+    cn_putc(w, '}');
+    if (c->backup.encryption_key_ref) {
+        f2 = true;
+        cn_key(w, &first, "encryption");
+        cn_putc(w, '{');
+        cn_key_str(w, &f2, "keyRef", c->backup.encryption_key_ref);
+        cn_putc(w, '}');
+    }
+    if (c->backup.program) {
+        f2 = true;
+        cn_key(w, &first, "external");
+        cn_putc(w, '{');
+        cn_key(w, &f2, "args");
+        cn_strv(w, c->backup.program_args, c->backup.nprogram_args);
+        cn_key_str(w, &f2, "program", c->backup.program);
+        cn_putc(w, '}');
+    }
+    cn_key_str(w, &first, "method", c->backup.method);
+    cn_key(w, &first, "preferReplica");
+    cn_bool(w, c->backup.prefer_replica);
+    cn_key(w, &first, "retention");
+    cn_puts(w, "{\"days\":");
+    cn_int(w, c->backup.retention_days);
+    cn_putc(w, '}');
+    cn_key(w, &first, "schedule");
+    cn_putc(w, '{');
+    f2 = true;
+    cn_key_str(w, &f2, "full", c->backup.full_cron);
+    cn_key_str(w, &f2, "incremental", c->backup.incremental_cron);
+    cn_putc(w, '}');
+    cn_putc(w, '}');
+}
+
+static void cn_spec(struct canon *w, const struct spec_cluster *c)
+{
+    bool first = true, f2;
+
+    cn_putc(w, '{');
+    if (c->nallowed_cidrs) {
+        cn_key(w, &first, "access");
+        cn_puts(w, "{\"allowedCIDRs\":");
+        cn_strv(w, c->allowed_cidrs, c->nallowed_cidrs);
+        cn_putc(w, '}');
+    }
+    if (c->backup.enabled) {
+        cn_key(w, &first, "backup");
+        cn_backup(w, c);
+    }
+    cn_key(w, &first, "bootstrap");
+    if (c->bootstrap.kind == SPEC_BOOTSTRAP_FROM_BACKUP) {
+        f2 = true;
+        cn_puts(w, "{\"fromBackup\":{");
+        cn_key_str(w, &f2, "backupId", c->bootstrap.backup_id);
+        cn_key_str(w, &f2, "cluster", c->bootstrap.from_cluster);
+        cn_key_str(w, &f2, "pointInTime", c->bootstrap.point_in_time);
+        cn_puts(w, "}}");
+    } else {
+        cn_puts(w, "{\"initdb\":{}}");
+    }
+    cn_key(w, &first, "deletionProtection");
+    cn_bool(w, c->deletion_protection);
+    cn_key_str(w, &first, "engine", c->engine);
+    cn_key(w, &first, "instances");
+    cn_int(w, c->instances);
+    if (c->maintenance.window || c->maintenance.upgrade) {
+        f2 = true;
+        cn_key(w, &first, "maintenance");
+        cn_putc(w, '{');
+        cn_key_str(w, &f2, "upgrade", c->maintenance.upgrade);
+        cn_key_str(w, &f2, "window", c->maintenance.window);
+        cn_putc(w, '}');
+    }
+    if (c->nparameters) {
+        cn_key(w, &first, "parameters");
+        cn_kvs(w, c->parameters, c->nparameters);
+    }
+    cn_key(w, &first, "pitr");
+    cn_puts(w, "{\"enabled\":");
+    cn_bool(w, c->pitr_enabled);
+    cn_putc(w, '}');
+    cn_key_str(w, &first, "provider", c->provider);
+    cn_key_str(w, &first, "region", c->region);
+    cn_key(w, &first, "replication");
+    cn_puts(w, "{\"maxLagOnFailoverBytes\":");
+    cn_int(w, c->replication.max_lag_on_failover_bytes);
+    cn_puts(w, ",\"synchronous\":");
+    cn_int(w, c->replication.synchronous);
+    cn_putc(w, '}');
+    cn_key(w, &first, "resources");
+    cn_puts(w, "{\"cpu\":");
+    cn_cpu(w, c->resources.cpu);
+    cn_puts(w, ",\"memoryMiB\":");
+    cn_int(w, c->resources.memory_mib);
+    cn_puts(w, ",\"storageGiB\":");
+    cn_int(w, c->resources.storage_gib);
+    cn_putc(w, '}');
+    if (c->nusers) {
+        cn_key(w, &first, "users");
+        cn_putc(w, '[');
+        for (size_t i = 0; i < c->nusers; i++) {
+            const struct spec_user *u = &c->users[i];
+            f2 = true;
+            if (i > 0)
+                cn_putc(w, ',');
+            cn_putc(w, '{');
+            cn_key_str(w, &f2, "name", u->name);
+            cn_key_str(w, &f2, "passwordRef", u->password_ref);
+            cn_key(w, &f2, "roles");
+            cn_strv(w, u->roles, u->nroles);
+            cn_putc(w, '}');
+        }
+        cn_putc(w, ']');
+    }
+    cn_key_str(w, &first, "version", c->version);
+    cn_putc(w, '}');
+}
+
 static int cluster_digest(struct spec_cluster *c)
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    char *text = NULL;
-    int rc = RV_ENOMEM;
-    json_t *j = spec_cluster_to_json(c);
+    uint8_t md[CRYPTO_SHA256_LEN];
+    struct canon *w = malloc(sizeof(*w));
+    bool first = true;
+    int rc;
 
-    if (j == NULL)
-        goto out;
-    text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
-    if (text == NULL)
-        goto out;
-    if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-        rc = RV_ECRYPTO;
-        goto out;
+    if (w == NULL)
+        return RV_ENOMEM;
+    w->len = 0;
+    w->rc = crypto_sha256_init(&w->sha);
+    cn_puts(w, "{\"apiVersion\":\"reeve/v1\",\"kind\":\"DatabaseCluster\",\"metadata\":{");
+    if (c->nlabels) {
+        cn_key(w, &first, "labels");
+        cn_kvs(w, c->labels, c->nlabels);
     }
-    for (unsigned i = 0; i < mdlen; i++) {
-        c->digest[2 * i] = hex[md[i] >> 4];
-        c->digest[2 * i + 1] = hex[md[i] & 15];
-    }
-    c->digest[64] = '\0';
-    rc = 0;
-out:
-    free(text);
-    json_decref(j);
+    cn_key_str(w, &first, "name", c->name);
+    cn_key_str(w, &first, "namespace", c->namespace_);
+    cn_puts(w, "},\"spec\":");
+    cn_spec(w, c);
+    cn_putc(w, '}');
+    cn_flush(w);
+    rc = w->rc;
+    if (rc == 0)
+        rc = crypto_sha256_final(md, &w->sha);
+    if (rc == 0)
+        rc = crypto_hex_encode(c->digest, sizeof(c->digest), md, sizeof(md));
+    crypto_sha256_release(&w->sha);
+    free(w);
     return rc;
 }
 
@@ -1332,7 +1627,7 @@ int spec_set_add_file(struct spec_set *set, enum spec_file_kind kind, const char
 
     if (fd < 0 || fstat(fd, &st) != 0) {
         errno_text(etext, sizeof(etext), errno);
-        diag_add(diags, DIAG_ERROR, display_path, 0, 0, "", "cannot read the file: %s", etext);
+        diag_add(diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': %s", display_path, etext);
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -1361,7 +1656,7 @@ int spec_set_add_file(struct spec_set *set, enum spec_file_kind kind, const char
             continue;
         if (r < 0) {
             errno_text(etext, sizeof(etext), errno);
-            diag_add(diags, DIAG_ERROR, display_path, 0, 0, "", "cannot read the file: %s", etext);
+            diag_add(diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': %s", display_path, etext);
             goto out;
         }
         if (r == 0)
@@ -1515,8 +1810,8 @@ static void walk_dir(struct walk *w, const char *fs_dir, const char *display_dir
 
     if (d == NULL) {
         errno_text(etext, sizeof(etext), errno);
-        diag_add(w->diags, DIAG_ERROR, display_dir, 0, 0, "", "cannot read the directory: %s",
-                 etext);
+        diag_add(w->diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': %s",
+                 display_dir[0] ? display_dir : ".", etext);
         return;
     }
     while (w->rc == 0 && (e = readdir(d)) != NULL) {
@@ -1604,8 +1899,8 @@ int spec_set_load_path(struct spec_set *set, const char *root, const char *displ
     w.diags = diags;
     if (stat(root, &st) != 0) {
         errno_text(etext, sizeof(etext), errno);
-        diag_add(diags, DIAG_ERROR, display_root ? display_root : root, 0, 0, "",
-                 "cannot read this path: %s", etext);
+        diag_add(diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': %s",
+                 display_root ? display_root : root, etext);
         rc = rv_error_set(err, RV_EIO, false, "cannot read '%s': %s", root, etext);
         goto out;
     }
@@ -1619,8 +1914,8 @@ int spec_set_load_path(struct spec_set *set, const char *root, const char *displ
     probe = opendir(root);
     if (probe == NULL) {
         errno_text(etext, sizeof(etext), errno);
-        diag_add(diags, DIAG_ERROR, display_root ? display_root : root, 0, 0, "",
-                 "cannot read the directory: %s", etext);
+        diag_add(diags, DIAG_ERROR, "", 0, 0, "", "cannot read '%s': %s",
+                 display_root ? display_root : root, etext);
         rc = rv_error_set(err, RV_EIO, false, "cannot read directory '%s': %s", root, etext);
         goto out;
     }
@@ -1713,6 +2008,30 @@ static int indexed_cmp(const void *pa, const void *pb)
     return a->i < b->i ? -1 : a->i > b->i;
 }
 
+/* "a:1:2", "a:1:2 and b:3:4", "a:1:2, b:3:4 and c:5:6", "... and 3 more" */
+#define DUPLICATES_LISTED 3
+
+static void put_where(struct buf *b, const char *file, struct spec_pos pos)
+{
+    buf_printf(b, "%s:%u:%u", file, pos.line, pos.col);
+}
+
+static void put_others(struct buf *b, const char *const *files, const struct spec_pos *pos,
+                       size_t n)
+{
+    size_t shown = n > DUPLICATES_LISTED ? DUPLICATES_LISTED : n;
+    for (size_t i = 0; i < shown; i++) {
+        if (i > 0)
+            buf_puts(b, i + 1 == shown && shown == n ? " and " : ", ");
+        put_where(b, files[i], pos[i]);
+    }
+    if (shown < n)
+        buf_printf(b, " and %zu more", n - shown);
+}
+
+/* Each definition of a namespace/name that is defined more than once gets
+ * an error, so the file a pull request adds shows one whichever sorts
+ * first: the first names the others, each other names the first. */
 static void check_duplicates(const struct spec_set *set, struct diag_list *diags)
 {
     struct indexed *ix = calloc(set->nclusters ? set->nclusters : 1, sizeof(*ix));
@@ -1725,32 +2044,72 @@ static void check_duplicates(const struct spec_set *set, struct diag_list *diags
         ix[i].i = i;
     }
     qsort(ix, set->nclusters, sizeof(*ix), indexed_cmp);
-    for (size_t i = 1; i < set->nclusters; i++) {
-        size_t first = i - 1;
-        while (first > 0 && cluster_id_cmp(ix[first - 1].c, ix[i].c) == 0)
-            first--;
-        if (cluster_id_cmp(ix[first].c, ix[i].c) != 0)
-            continue;
-        const struct spec_cluster *a = ix[first].c, *b = ix[i].c;
-        diag_add(diags, DIAG_ERROR, b->file, b->name_pos.line, b->name_pos.col, b->name_path,
-                 "cluster '%s/%s' is already defined at %s:%u:%u; rename or remove one of them",
-                 b->namespace_, b->name, a->file, a->name_pos.line, a->name_pos.col);
+    for (size_t g = 0; g < set->nclusters;) {
+        size_t end = g + 1;
+        while (end < set->nclusters && cluster_id_cmp(ix[g].c, ix[end].c) == 0)
+            end++;
+        if (end - g > 1) {
+            const struct spec_cluster *a = ix[g].c;
+            const char *files[DUPLICATES_LISTED];
+            struct spec_pos pos[DUPLICATES_LISTED];
+            struct buf others = BUF_INIT;
+            for (size_t k = 0; k < end - g - 1 && k < DUPLICATES_LISTED; k++) {
+                files[k] = ix[g + 1 + k].c->file;
+                pos[k] = ix[g + 1 + k].c->name_pos;
+            }
+            put_others(&others, files, pos, end - g - 1);
+            diag_add(diags, DIAG_ERROR, a->file, a->name_pos.line, a->name_pos.col, a->name_path,
+                     "cluster '%s/%s' is also defined at %s; rename or remove one of them",
+                     a->namespace_, a->name, others.data ? others.data : "");
+            buf_release(&others);
+            for (size_t k = g + 1; k < end; k++) {
+                const struct spec_cluster *b = ix[k].c;
+                diag_add(diags, DIAG_ERROR, b->file, b->name_pos.line, b->name_pos.col,
+                         b->name_path,
+                         "cluster '%s/%s' is already defined at %s:%u:%u; rename or remove one "
+                         "of them",
+                         b->namespace_, b->name, a->file, a->name_pos.line, a->name_pos.col);
+            }
+        }
+        g = end;
     }
     free(ix);
 }
 
+/* As for clusters: every definition of a policy name used twice. */
 static void check_policy_names(const struct spec_set *set, struct diag_list *diags)
 {
-    for (size_t i = 1; i < set->npolicies; i++) {
+    for (size_t i = 0; i < set->npolicies; i++) {
         const struct spec_policy *b = set->policies[i];
-        for (size_t j = 0; j < i; j++) {
+        const struct spec_policy *first = NULL;
+        const char *files[DUPLICATES_LISTED];
+        struct spec_pos pos[DUPLICATES_LISTED];
+        size_t later = 0;
+        for (size_t j = 0; j < set->npolicies; j++) {
             const struct spec_policy *a = set->policies[j];
-            if (strcmp(a->name, b->name) != 0)
+            if (j == i || strcmp(a->name, b->name) != 0)
                 continue;
+            if (j < i && first == NULL)
+                first = a;
+            if (j > i) {
+                if (later < DUPLICATES_LISTED) {
+                    files[later] = a->file;
+                    pos[later] = a->name_pos;
+                }
+                later++;
+            }
+        }
+        if (first != NULL) {
             diag_add(diags, DIAG_ERROR, b->file, b->name_pos.line, b->name_pos.col, "metadata.name",
                      "policy '%s' is already defined at %s:%u:%u; rename or remove one of them",
-                     b->name, a->file, a->name_pos.line, a->name_pos.col);
-            break;
+                     b->name, first->file, first->name_pos.line, first->name_pos.col);
+        } else if (later > 0) {
+            struct buf others = BUF_INIT;
+            put_others(&others, files, pos, later);
+            diag_add(diags, DIAG_ERROR, b->file, b->name_pos.line, b->name_pos.col, "metadata.name",
+                     "policy '%s' is also defined at %s; rename or remove one of them", b->name,
+                     others.data ? others.data : "");
+            buf_release(&others);
         }
     }
 }

@@ -20,8 +20,9 @@
    the webhook answer times, and reeve's peak RSS (VmHWM of
    /proc/<pid>/status, read before it is stopped).
 
-With --perf FILE, `perf record -g` samples reeve during the measured pull
-requests and writes FILE.
+With --perf FILE, `perf record` samples reeve during the measured pull
+requests and writes FILE (call graphs by frame pointer; set
+PERF_CALLGRAPH=dwarf for a build without frame pointers).
 
 Only loopback addresses are used. Every wait is bounded; every process
 started here is stopped on exit.
@@ -207,7 +208,8 @@ ticks: {base: 10, fast: 1}
               flush=True)
         rss_warm = proc_status(reeve.pid, "VmRSS")
         if a.perf:
-            perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", a.perf,
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "--call-graph",
+                                     os.environ.get("PERF_CALLGRAPH", "fp"), "-o", a.perf,
                                      "-p", str(reeve.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)

@@ -23,8 +23,12 @@
 #      reeve/apply pending on the merge commit
 #   7. over the whole run: no status on a commit that is neither a PR head
 #      nor a main commit; no secret in reeve's log
+# First, two configuration checks: examples/reeve.yaml passes
+# `reeve serve --check`, and so does a numeric GitLab project id.
 #
-# Bounded: every wait has a deadline; about 15 s per combination.
+# Bounded: every wait has a deadline (T0500_WAIT seconds per status, default
+# 20); about 8 s per combination. T0500_KINDS and T0500_TRANSPORTS narrow the
+# run, e.g. T0500_KINDS=gitlab T0500_TRANSPORTS=http.
 . "$(dirname "$0")/lib.sh"
 need_env REEVE_SOURCE_DIR REEVE_BUILD_DIR
 need_cmd git curl jq python3

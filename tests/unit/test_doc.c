@@ -364,6 +364,38 @@ static void test_number_out_of_range(void **state)
 
 /* ------------------------------------------------------------ tags */
 
+/* Numbers keep their text as written, for messages: YAML reads 10.10 as
+ * 10.1, and a message should still show 10.10. */
+static void test_number_text(void **state)
+{
+    (void)state;
+    struct doc_file *f = yaml_ok("a: 10.10\nb: 0x1F\nc: 1e3\nd: \"10.10\"\ne: &n +007\n"
+                                 "f: *n\ng: !!float 3\nh: true\n");
+    const struct doc_node *r = root(f);
+    assert_int_equal(get(r, "a")->kind, DOC_FLOAT);
+    assert_string_equal(get(r, "a")->text, "10.10");
+    expect_int(get(r, "b"), 31);
+    assert_string_equal(get(r, "b")->text, "0x1F");
+    assert_string_equal(get(r, "c")->text, "1e3");
+    assert_null(get(r, "d")->text); /* a string is its own text */
+    expect_int(get(r, "e"), 7);
+    assert_string_equal(get(r, "e")->text, "+007");
+    assert_string_equal(get(r, "f")->text, "+007"); /* an alias copies it */
+    assert_int_equal(get(r, "g")->kind, DOC_FLOAT);
+    assert_string_equal(get(r, "g")->text, "3");
+    assert_null(get(r, "h")->text);
+    doc_file_free(f);
+
+    f = parse_ok(DOC_FORMAT_JSON, "{\"a\": 10.10, \"b\": -0, \"c\": [1E3, 2.50e-1], \"d\": null}");
+    r = root(f);
+    assert_string_equal(get(r, "a")->text, "10.10");
+    assert_string_equal(get(r, "b")->text, "-0");
+    assert_string_equal(at(get(r, "c"), 0)->text, "1E3");
+    assert_string_equal(at(get(r, "c"), 1)->text, "2.50e-1");
+    assert_null(get(r, "d")->text);
+    doc_file_free(f);
+}
+
 static void test_tags(void **state)
 {
     (void)state;
@@ -597,9 +629,14 @@ static void test_duplicate_keys(void **state)
                "t.yaml:301:1: error: duplicate key 'k77' (first defined at line 78)");
     buf_release(&b);
 
+    /* JSON says where the key was first defined too: in the object that
+     * holds the duplicate, not in an enclosing or earlier one, and with
+     * escapes decoded ("\u0063" is "c"). */
     json_error("{\"a\": 1,\n \"b\": {\"c\": 1, \"c\": 2}}", RV_EPARSE,
-               "t.json:2:16: error: duplicate object key near '\"c\"'; each key may appear only "
-               "once in an object");
+               "t.json:2:16: error: duplicate key 'c' (first defined at line 2)");
+    json_error("{\"c\": 1,\n \"x\": [{\"c\": 2}, \"c\"],\n \"b\": {\"d\": {\"c\": 3},\n"
+               " \"\\u0063\": 4,\n \"c\": 5}}",
+               RV_EPARSE, "t.json:5:2: error: duplicate key 'c' (first defined at line 4)");
 }
 
 /* ------------------------------------------------------------ limits */
@@ -959,6 +996,22 @@ static void test_json_errors(void **state)
                "t.json:1:7: error: too big integer near '99999999999999999999'");
     json_error("", RV_EPARSE, "t.json:1:1: error: unexpected token near end of file");
     json_error("{\"a\": tru}", RV_EPARSE, "t.json:1:7: error: invalid token near 'tru'");
+
+    /* A value where '}' or ']' was expected: a missing ','. On another line
+     * than the value before it, the error is at the end of that value,
+     * where the ',' goes. */
+    json_error("{\n  \"a\": \"x\"\n  \"b\": 1\n}", RV_EPARSE,
+               "t.json:2:11: error: '}' expected near '\"b\"' (line 3); is a ',' missing at the "
+               "end of this line?");
+    json_error("{\"a\": 1 \"b\": 2}", RV_EPARSE,
+               "t.json:1:9: error: '}' expected near '\"b\"'; is a ',' missing before it?");
+    json_error("[1,\n 2\t \n 3]", RV_EPARSE,
+               "t.json:2:3: error: ']' expected near '3' (line 3); is a ',' missing at the end of "
+               "this line?");
+    json_error("{\"a\": [1] {}}", RV_EPARSE,
+               "t.json:1:11: error: '}' expected near '{'; is a ',' missing before it?");
+    /* Other tokens there are not a missing ',' */
+    json_error("{\"a\": 1 :}", RV_EPARSE, "t.json:1:9: error: '}' expected near ':'");
 }
 
 /* ------------------------------------------------------------ documents */
@@ -1166,15 +1219,12 @@ static void test_load(void **state)
                "clusters/billing.yaml:2:1: error: duplicate key 'a' (first defined at line 1)");
     snprintf(path3, sizeof(path3), "%s/missing.yaml", dir);
     load_error(path3, "clusters/missing.yaml", RV_EIO,
-               "clusters/missing.yaml: error: cannot read 'clusters/missing.yaml': no such file "
-               "or directory");
-    load_error(dir, "clusters", RV_EIO,
-               "clusters: error: cannot read 'clusters': not a regular file");
+               "error: cannot read 'clusters/missing.yaml': no such file or directory");
+    load_error(dir, "clusters", RV_EIO, "error: cannot read 'clusters': not a regular file");
     /* A FIFO is refused at once instead of waiting for a writer. */
     snprintf(path4, sizeof(path4), "%s/fifo.yaml", dir);
     assert_int_equal(mkfifo(path4, 0600), 0);
-    load_error(path4, "fifo.yaml", RV_EIO,
-               "fifo.yaml: error: cannot read 'fifo.yaml': not a regular file");
+    load_error(path4, "fifo.yaml", RV_EIO, "error: cannot read 'fifo.yaml': not a regular file");
     unlink(path4);
     /* Too big: refused from its size, before it is read. */
     int fd = open(path, O_WRONLY | O_TRUNC);
@@ -1231,6 +1281,7 @@ int main(void)
         cmocka_unit_test(test_positions_crlf_and_bom),
         cmocka_unit_test(test_core_schema_table),
         cmocka_unit_test(test_number_out_of_range),
+        cmocka_unit_test(test_number_text),
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_anchors_and_aliases),
         cmocka_unit_test(test_keys),

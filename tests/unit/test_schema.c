@@ -2,6 +2,7 @@
  * embedded schemas: every keyword, every kind of message with its position
  * and field path, did-you-mean, if/then wording, defaults, the Terraform
  * schema's references into the cluster schema, and no cascading errors. */
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,7 +201,7 @@ static void test_type_messages(void **state)
             "  access: ~\n",
             "6:12 spec.version: expected string, got integer 15 (quote it: \"15\")\n"
             "7:13 spec.provider: expected string, got boolean true (quote it: \"true\")\n"
-            "8:11 spec.region: expected string, got number 1.5 (quote it)\n"
+            "8:11 spec.region: expected string, got number 1.5 (quote it: \"1.5\")\n"
             "9:14 spec.instances: expected integer, got string '3' (remove the quotes)\n"
             "10:20 spec.resources.cpu: expected number, got string 'two'\n"
             "10:38 spec.resources.memoryMiB: expected integer, got number 1024.5\n"
@@ -211,6 +212,30 @@ static void test_type_messages(void **state)
             "13:10 spec.users: expected array, got object\n"
             "14:11 spec.access: expected object, got null\n");
     CLUSTER("- a\n", "1:1 : expected object, got array\n");
+
+    /* A number is quoted back as the file writes it: YAML reads 10.10 as
+     * 10.1, but the fix is to quote "10.10". */
+    CLUSTER("apiVersion: reeve/v1\n"
+            "kind: DatabaseCluster\n"
+            "metadata: {name: billing, namespace: payments}\n"
+            "spec:\n"
+            "  engine: mariadb\n"
+            "  version: 10.10\n"
+            "  provider: 0x1F\n"
+            "  region: 1e3\n",
+            "6:12 spec.version: expected string, got number 10.10 (quote it: \"10.10\")\n"
+            "7:13 spec.provider: expected string, got integer 0x1F (quote it: \"0x1F\")\n"
+            "8:11 spec.region: expected string, got number 1e3 (quote it: \"1e3\")\n");
+    char *got = run_fmt(get(SCHEMA_CLUSTER_TF), DOC_FORMAT_JSON,
+                        "{\"resource\": {\"reeve_database_cluster\": {\"a\": {\"namespace\": "
+                        "\"p\",\n \"engine\": \"mariadb\", \"version\": 10.10, \"provider\": "
+                        "\"local\", \"instances\": 2.50}}}}",
+                        "");
+    same(got, "2:34 resource.reeve_database_cluster.a.version: expected string, got number 10.10 "
+              "(quote it: \"10.10\")\n"
+              "2:75 resource.reeve_database_cluster.a.instances: expected integer, got number "
+              "2.50\n");
+    free(got);
 }
 
 static void test_range_messages(void **state)
@@ -311,6 +336,74 @@ static void test_missing_required(void **state)
             "9:7 spec.users[1]: missing required field 'passwordRef'\n");
 }
 
+/* A misspelt required field is one mistake: one error, at the misspelling,
+ * suggesting the field. Only when it is the object's one unknown field and
+ * it is close to the missing one. */
+static void test_misspelt_required_field(void **state)
+{
+    (void)state;
+    char *got = run_fmt(get(SCHEMA_CLUSTER_TF), DOC_FORMAT_JSON,
+                        "{\"resource\": {\n  \"reeve_database\": {}}}", "");
+    same(got, "2:3 resource.reeve_database: unknown field 'reeve_database' (did you mean "
+              "'reeve_database_cluster'?)\n");
+    free(got);
+    got = run_fmt(get(SCHEMA_CLUSTER_TF), DOC_FORMAT_JSON,
+                  "{\"resource\": {\n  \"database_cluster\": {}}}", "");
+    same(got, "2:3 resource.database_cluster: unknown field 'database_cluster' (did you mean "
+              "'reeve_database_cluster'?)\n");
+    free(got);
+    CLUSTER("apiVersion: reeve/v1\n"
+            "kind: DatabaseCluster\n"
+            "metadata: {nmae: billing, namespace: payments}\n"
+            "spec:\n"
+            "  engin: postgresql\n"
+            "  version: \"15\"\n"
+            "  provider: local\n",
+            "3:12 metadata.nmae: unknown field 'nmae' (did you mean 'name'?)\n"
+            "5:3 spec.engin: unknown field 'engin' (did you mean 'engine'?)\n");
+    /* Two unknown fields: which one is the missing field is a guess. */
+    CLUSTER("apiVersion: reeve/v1\n"
+            "kind: DatabaseCluster\n"
+            "metadata: {name: billing, namespace: payments}\n"
+            "spec:\n"
+            "  engin: postgresql\n"
+            "  colour: blue\n"
+            "  version: \"15\"\n"
+            "  provider: local\n",
+            "5:3 spec: missing required field 'engine'\n"
+            "5:3 spec.engin: unknown field 'engin' (did you mean 'engine'?)\n"
+            "6:3 spec.colour: unknown field 'colour'\n");
+    /* An unknown field unlike the missing one is a second mistake. */
+    CLUSTER("apiVersion: reeve/v1\n"
+            "kind: DatabaseCluster\n"
+            "metadata: {name: billing, namespace: payments}\n"
+            "spec:\n"
+            "  colour: blue\n"
+            "  version: \"15\"\n"
+            "  provider: local\n",
+            "5:3 spec: missing required field 'engine'\n"
+            "5:3 spec.colour: unknown field 'colour'\n");
+    struct schema *s = parse_schema(
+        "{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"retention\", "
+        "\"x\"], \"properties\": {\"retention\": {}, \"x\": {}, \"retain\": {}}}");
+    /* "ret" is too short a part of "retention" to be taken for it */
+    EXPECT(s, "{x: 1, ret: 2}\n",
+           "1:1 : missing required field 'retention'\n"
+           "1:8 ret: unknown field 'ret' (allowed: retention, x, retain)\n");
+    EXPECT(s, "{x: 1, retentoin: 2}\n",
+           "1:8 retentoin: unknown field 'retentoin' (did you mean 'retention'?)\n");
+    schema_free(s);
+    /* With two fields missing, the one misspelt is the suggestion and the
+     * other is still missing. */
+    s = parse_schema("{\"type\": \"object\", \"additionalProperties\": false, \"required\": "
+                     "[\"hostport\", \"hostname\"], \"properties\": {\"hostname\": {}, "
+                     "\"hostport\": {}}}");
+    EXPECT(s, "{hostnmae: a}\n",
+           "1:1 : missing required field 'hostport'\n"
+           "1:2 hostnmae: unknown field 'hostnmae' (did you mean 'hostname'?)\n");
+    schema_free(s);
+}
+
 static void test_enum_and_const(void **state)
 {
     (void)state;
@@ -396,6 +489,195 @@ static void test_pattern_messages(void **state)
     assert_string_equal(dl.items[0].msg, "must match the pattern '^a' (got 'a?b')");
     diag_list_release(&dl);
     schema_free(s);
+}
+
+/* Patterns are matched by a DFA built from the pattern, not by regexec;
+ * the two must agree. Every pattern of the embedded schemas, and some
+ * syntax they do not use yet, is checked against POSIX regexec on the
+ * schemas' example strings, mutations of them and random strings. */
+extern const unsigned char reeve_schema_cluster[];
+extern const size_t reeve_schema_cluster_len;
+extern const unsigned char reeve_schema_cluster_tf[];
+extern const size_t reeve_schema_cluster_tf_len;
+extern const unsigned char reeve_schema_policy[];
+extern const size_t reeve_schema_policy_len;
+
+struct strings {
+    const char *v[512];
+    size_t n;
+};
+
+static void collect_examples(const json_t *arr, struct strings *samples)
+{
+    size_t i;
+    const json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        if (json_is_string(e) && samples->n < 512)
+            samples->v[samples->n++] = json_string_value(e);
+    }
+}
+
+/* The values of "pattern" (into pats) and the strings of "examples" (into
+ * samples) below j. */
+static void collect_strings(const json_t *j, struct strings *pats, struct strings *samples)
+{
+    const char *key;
+    const json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, key, v)
+        {
+            if (strcmp(key, "pattern") == 0 && json_is_string(v) && pats->n < 512)
+                pats->v[pats->n++] = json_string_value(v);
+            else if (strcmp(key, "examples") == 0)
+                collect_examples(v, samples);
+            else
+                collect_strings(v, pats, samples);
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) collect_strings(v, pats, samples);
+    }
+}
+
+static uint64_t rnd_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* 1 when the pattern schema s accepts text, 0 when not. */
+static int schema_accepts(const struct schema *s, const char *text)
+{
+    struct doc_node n = {.kind = DOC_STRING, .line = 1, .col = 1};
+    struct diag_list dl;
+    n.u.str.s = (char *)text;
+    n.u.str.len = strlen(text);
+    diag_list_init(&dl);
+    size_t errors = schema_validate(s, &n, "t", "", &dl);
+    diag_list_release(&dl);
+    return errors == 0;
+}
+
+static void test_patterns_agree_with_regexec(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {
+        "a^b",
+        "(a|b)*c$",
+        "x{2,3}y",
+        "^$",
+        "[]a]",
+        "[^]a]x",
+        "a|^b",
+        "(^a|b)c",
+        "a{0}b",
+        "(ab){2,}$",
+        "a$|b",
+        "^(a$|b)",
+        "[a-]+",
+        "[.]\\.",
+        "^.*$",
+        "(x*)*y",
+        "^[^:]+$",
+        "^(/|\\.|file://|https?://|[^:]+$)",
+        "((a|b){1,3}c){2}",
+        "^[ -~]{0,4}$",
+        "\\(\\)",
+        "(a|)b",
+        "a**",
+        "\\d",
+        "[[:alpha:]]",
+        "x{1,2}{2}",
+        "a{,2}",
+        "(a",
+        "a)",
+    };
+    const struct {
+        const unsigned char *data;
+        const size_t *len;
+    } docs[] = {
+        {reeve_schema_cluster, &reeve_schema_cluster_len},
+        {reeve_schema_cluster_tf, &reeve_schema_cluster_tf_len},
+        {reeve_schema_policy, &reeve_schema_policy_len},
+    };
+    static const char alphabet[] = "09azAZ_-.:/*,+=@[]() \t\n~!\"\\\xc3\xa9";
+    struct strings pats = {.n = 0}, samples = {.n = 0};
+    json_t *roots[3];
+    uint64_t rng = 0x2545f4914f6cdd1du;
+    size_t checks = 0, accepted = 0;
+
+    for (size_t d = 0; d < 3; d++) {
+        roots[d] = json_loadb((const char *)docs[d].data, *docs[d].len, 0, NULL);
+        assert_non_null(roots[d]);
+        collect_strings(roots[d], &pats, &samples);
+    }
+    assert_true(pats.n >= 20);
+    assert_true(samples.n >= 20);
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+        pats.v[pats.n++] = extra[i];
+    for (size_t p = 0; p < pats.n; p++) {
+        regex_t re;
+        struct schema *s = NULL;
+        struct rv_error err = {0};
+        if (regcomp(&re, pats.v[p], REG_EXTENDED | REG_NOSUB) != 0)
+            continue; /* schema_parse refuses it; test_schema_parse_errors covers that */
+        json_t *j = json_pack("{s:s, s:s}", "type", "string", "pattern", pats.v[p]);
+        char *text = json_dumps(j, JSON_COMPACT);
+        assert_int_equal(schema_parse(&s, text, strlen(text), &err), 0);
+        for (size_t k = 0; k < samples.n * 40 + 2000; k++) {
+            char buf[160];
+            size_t len;
+            if (k < samples.n * 40) {
+                /* an example, with up to two random edits */
+                len = strlen(samples.v[k / 40]);
+                if (len >= sizeof(buf))
+                    continue;
+                memcpy(buf, samples.v[k / 40], len + 1);
+                for (size_t e = rnd_next(&rng) % 3; e > 0 && len > 0 && len + 1 < sizeof(buf);
+                     e--) {
+                    size_t at = rnd_next(&rng) % len;
+                    char ch = alphabet[rnd_next(&rng) % (sizeof(alphabet) - 1)];
+                    switch (rnd_next(&rng) % 3) {
+                    case 0:
+                        buf[at] = ch;
+                        break;
+                    case 1:
+                        memmove(buf + at + 1, buf + at, len - at + 1);
+                        buf[at] = ch;
+                        len++;
+                        break;
+                    default:
+                        memmove(buf + at, buf + at + 1, len - at);
+                        len--;
+                        break;
+                    }
+                }
+            } else {
+                len = rnd_next(&rng) % 24;
+                for (size_t c = 0; c < len; c++)
+                    buf[c] = alphabet[rnd_next(&rng) % (sizeof(alphabet) - 1)];
+                buf[len] = '\0';
+            }
+            int want = regexec(&re, buf, 0, NULL, 0) == 0;
+            int got = schema_accepts(s, buf);
+            if (want != got)
+                fail_msg("pattern '%s' on '%s': regexec says %d, reeve says %d", pats.v[p], buf,
+                         want, got);
+            checks++;
+            accepted += (size_t)got;
+        }
+        regfree(&re);
+        schema_free(s);
+        free(text);
+        json_decref(j);
+    }
+    assert_true(checks > 100000);
+    assert_true(accepted > checks / 20); /* not a test of rejections only */
+    for (size_t d = 0; d < 3; d++)
+        json_decref(roots[d]);
 }
 
 static void expect_string_ok(const char *field, const char *value, bool ok)
@@ -661,7 +943,7 @@ static void test_arrays(void **state)
     struct schema *s = parse_schema("{\"type\": \"array\", \"uniqueItems\": true, \"minItems\": "
                                     "1, \"items\": {\"type\": [\"integer\", \"number\", "
                                     "\"object\", \"array\"]}}");
-    EXPECT(s, "[1, 1.0]\n", "1:5 [1]: duplicate item 1 (already at [0])\n");
+    EXPECT(s, "[1, 1.0]\n", "1:5 [1]: duplicate item 1.0 (already at [0])\n");
     EXPECT(s, "[{a: 1, b: [2]}, {b: [2], a: 1}, {a: 2}]\n",
            "1:18 [1]: duplicate item an object (already at [0])\n");
     EXPECT(s, "[[1, 2], [1, 2.0], [2, 1]]\n",
@@ -1217,8 +1499,10 @@ int main(void)
         cmocka_unit_test(test_string_length_messages),
         cmocka_unit_test(test_unknown_fields),
         cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_misspelt_required_field),
         cmocka_unit_test(test_enum_and_const),
         cmocka_unit_test(test_pattern_messages),
+        cmocka_unit_test(test_patterns_agree_with_regexec),
         cmocka_unit_test(test_cron_cidr_and_window_patterns),
         cmocka_unit_test(test_secret_values_are_not_repeated),
         cmocka_unit_test(test_date_time),

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "crypto.h"
 #include "diag.h"
 #include "doc.h"
 #include "err.h"
@@ -309,13 +310,16 @@ static void test_yaml_and_terraform_give_the_same_cluster(void **state)
     assert_int_equal(t->name_pos.col, 7);
     assert_string_equal(t->field_prefix, "resource.reeve_database_cluster.billing");
     assert_string_equal(y->digest, t->digest);
-    /* and they are one cluster defined twice */
+    /* and they are one cluster defined twice: an error at each */
     spec_set_check(&f->set, &f->diags);
     assert_string_equal(render(f),
                         "clusters/billing.tf.json:4:7: error: "
                         "resource.reeve_database_cluster.billing: cluster 'payments/billing' is "
                         "already defined at clusters/billing.yaml:4:9; rename or remove one of "
-                        "them\n");
+                        "them\n"
+                        "clusters/billing.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is also defined at clusters/billing.tf.json:4:7; "
+                        "rename or remove one of them\n");
 }
 
 static void test_digest_follows_desired_state(void **state)
@@ -327,6 +331,67 @@ static void test_digest_follows_desired_state(void **state)
     assert_string_equal(render(f), "");
     assert_string_equal(f->set.clusters[0]->digest, f->set.clusters[1]->digest);
     assert_string_not_equal(f->set.clusters[0]->digest, f->set.clusters[2]->digest);
+}
+
+/* The digest is hashed from a canonical text written straight into
+ * SHA-256; it must stay the SHA-256 of spec_cluster_to_json()'s text with
+ * sorted keys, byte for byte, for every shape of cluster (so a digest
+ * recorded before stays valid). */
+static void test_digest_is_the_canonical_json(void **state)
+{
+    struct fx *f = *state;
+    add_cluster(f, "clusters/billing.yaml", full_yaml);
+    add_cluster(f, "clusters/billing.tf.json", full_tf);
+    add_cluster(
+        f, "clusters/odd.yaml",
+        "apiVersion: reeve/v1\n"
+        "kind: DatabaseCluster\n"
+        "metadata:\n"
+        "  name: odd\n"
+        "  namespace: team\n"
+        "  labels: {z: \"last\", a/b: \"tab\\there \\\"quoted\\\" back\\\\slash\",\n"
+        "           A: \"\\x01\\x1f\\x7f caf\\u00e9 \\u2028 \\U0001F600 /\", m.n: \"\"}\n"
+        "spec:\n"
+        "  engine: mariadb\n"
+        "  version: \"11.4\"\n"
+        "  provider: local\n"
+        "  resources: {cpu: 0.3}\n"
+        "  parameters: {b: 1.5, a: \"x\\ny\", c: false, aa: 007}\n"
+        "  backup:\n"
+        "    schedule: {full: \"0 2 * * *\"}\n"
+        "    method: external\n"
+        "    external: {program: /usr/bin/dump, args: [\"--a=1\", \"\"]}\n"
+        "    destination: {local: {path: /var/backups}}\n"
+        "    preferReplica: false\n"
+        "  bootstrap:\n"
+        "    fromBackup: {cluster: team/old, pointInTime: \"2026-11-20T10:00:00.5+01:00\"}\n"
+        "  users:\n"
+        "    - {name: a, roles: [readonly, admin], passwordRef: \"env:A\"}\n"
+        "    - {name: b, passwordRef: \"file:/run/secret\"}\n"
+        "  maintenance: {upgrade: replace}\n"
+        "  deletionProtection: false\n"
+        "---\n"
+        "apiVersion: reeve/v1\n"
+        "kind: DatabaseCluster\n"
+        "metadata: {name: tiny, namespace: team}\n"
+        "spec: {engine: postgresql, version: \"17\", provider: local,\n"
+        "       resources: {cpu: 1.0e+2}, bootstrap: {fromBackup: {cluster: team/odd,\n"
+        "       backupId: x.1}}}\n");
+    assert_string_equal(render(f), "");
+    assert_int_equal(f->set.nclusters, 4);
+    for (size_t i = 0; i < f->set.nclusters; i++) {
+        char want[CRYPTO_SHA256_HEX_SIZE];
+        json_t *j = spec_cluster_to_json(f->set.clusters[i]);
+        char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+        assert_non_null(text);
+        assert_int_equal(crypto_sha256_hex(want, text, strlen(text)), 0);
+        if (strcmp(want, f->set.clusters[i]->digest) != 0)
+            fprintf(stderr, "cluster %s: digest differs from the SHA-256 of\n%s\n",
+                    f->set.clusters[i]->name, text);
+        assert_string_equal(f->set.clusters[i]->digest, want);
+        free(text);
+        json_decref(j);
+    }
 }
 
 static void test_terraform_name_and_blocks(void **state)
@@ -540,6 +605,8 @@ static void test_duplicate_users(void **state)
                         "once\n");
 }
 
+/* Restoring a cluster from its own backups is how a lost cluster is
+ * recreated: no error, and no warning (the source is in the repository). */
 static void test_restore_from_itself(void **state)
 {
     struct fx *f = *state;
@@ -548,10 +615,9 @@ static void test_restore_from_itself(void **state)
                      "    fromBackup:\n"
                      "      cluster: payments/billing\n");
     spec_set_check(&f->set, &f->diags);
-    assert_string_equal(render(f),
-                        "clusters/billing.yaml:12:16: error: spec.bootstrap.fromBackup.cluster: "
-                        "names this cluster itself ('payments/billing'); a new cluster restores "
-                        "another cluster's backups: name that cluster, or use 'initdb'\n");
+    assert_string_equal(render(f), "");
+    assert_int_equal(f->set.nclusters, 1);
+    assert_string_equal(f->set.clusters[0]->bootstrap.from_cluster, "payments/billing");
 }
 
 static void test_terraform_paths_in_messages(void **state)
@@ -582,7 +648,35 @@ static void test_duplicate_cluster_across_files(void **state)
                 "spec: {engine: postgresql, version: \"15\", provider: local}\n");
     spec_set_check(&f->set, &f->diags);
     assert_string_equal(render(f),
+                        "clusters/payments/billing.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is also defined at clusters/payments/copy.yaml:4:9; "
+                        "rename or remove one of them\n"
                         "clusters/payments/copy.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is already defined at "
+                        "clusters/payments/billing.yaml:4:9; rename or remove one of them\n");
+
+    /* five definitions: the first lists three of the others and a count */
+    diag_list_release(&f->diags);
+    diag_list_init(&f->diags);
+    add_cluster(f, "clusters/payments/d.yaml", HEAD);
+    add_cluster(f, "clusters/payments/e.yaml", HEAD);
+    add_cluster(f, "clusters/payments/f.yaml", HEAD);
+    spec_set_check(&f->set, &f->diags);
+    assert_string_equal(render(f),
+                        "clusters/payments/billing.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is also defined at clusters/payments/copy.yaml:4:9, "
+                        "clusters/payments/d.yaml:4:9, clusters/payments/e.yaml:4:9 and 1 more; "
+                        "rename or remove one of them\n"
+                        "clusters/payments/copy.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is already defined at "
+                        "clusters/payments/billing.yaml:4:9; rename or remove one of them\n"
+                        "clusters/payments/d.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is already defined at "
+                        "clusters/payments/billing.yaml:4:9; rename or remove one of them\n"
+                        "clusters/payments/e.yaml:4:9: error: metadata.name: cluster "
+                        "'payments/billing' is already defined at "
+                        "clusters/payments/billing.yaml:4:9; rename or remove one of them\n"
+                        "clusters/payments/f.yaml:4:9: error: metadata.name: cluster "
                         "'payments/billing' is already defined at "
                         "clusters/payments/billing.yaml:4:9; rename or remove one of them\n");
 }
@@ -634,9 +728,15 @@ static void test_duplicate_policy_names(void **state)
                     "spec: {namespaces: [\"*\"]}\n";
     add(f, SPEC_FILE_POLICIES, "policies/a.yaml", p);
     add(f, SPEC_FILE_POLICIES, "policies/b.yaml", p);
+    add(f, SPEC_FILE_POLICIES, "policies/c.yaml", p);
     spec_set_check(&f->set, &f->diags);
     assert_string_equal(render(f),
+                        "policies/a.yaml:4:9: error: metadata.name: policy 'rules' is also "
+                        "defined at policies/b.yaml:4:9 and policies/c.yaml:4:9; rename or remove "
+                        "one of them\n"
                         "policies/b.yaml:4:9: error: metadata.name: policy 'rules' is already "
+                        "defined at policies/a.yaml:4:9; rename or remove one of them\n"
+                        "policies/c.yaml:4:9: error: metadata.name: policy 'rules' is already "
                         "defined at policies/a.yaml:4:9; rename or remove one of them\n");
 }
 
@@ -803,8 +903,8 @@ static void test_load_dir_unreadable(void **state)
     rv_error_clear(&err);
     assert_int_equal(spec_set_load_dir(&f->set, "/nonexistent/reeve", &f->diags, &err), RV_EIO);
     assert_string_equal(err.msg, "cannot read '/nonexistent/reeve': no such file or directory");
-    assert_string_equal(render(f), "/nonexistent/reeve: error: cannot read this path: no such "
-                                   "file or directory\n");
+    assert_string_equal(render(f),
+                        "error: cannot read '/nonexistent/reeve': no such file or directory\n");
 
     /* a file that cannot be read is an error; the others are still read */
     diag_list_release(&f->diags);
@@ -821,8 +921,7 @@ static void test_load_dir_unreadable(void **state)
         skip();
     }
     assert_int_equal(spec_set_load_dir(&f->set, dir, &f->diags, &err), RV_EIO);
-    assert_string_equal(render(f), "clusters/a.yaml: error: cannot read the file: permission "
-                                   "denied\n");
+    assert_string_equal(render(f), "error: cannot read 'clusters/a.yaml': permission denied\n");
     assert_int_equal(f->set.nclusters, 1);
     remove_tree(dir);
 }
@@ -935,7 +1034,8 @@ static void test_validate_command(void **state)
     snprintf(missing, sizeof(missing), "%s/missing", dir);
     run_validate(&r, "-q", missing, NULL);
     assert_int_equal(r.status, 2);
-    assert_non_null(strstr(r.out, ": error: cannot read this path: no such file or directory\n"));
+    assert_non_null(strstr(r.out, "error: cannot read '"));
+    assert_non_null(strstr(r.out, "/missing': no such file or directory\n"));
 
     run_validate(&r, "--help", NULL, NULL);
     assert_int_equal(r.status, 0);
@@ -954,6 +1054,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_and_terraform_give_the_same_cluster, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_digest_follows_desired_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_digest_is_the_canonical_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terraform_name_and_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_to_json_is_a_valid_document, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_errors_stop_conversion, setup, teardown),

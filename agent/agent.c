@@ -1,0 +1,1126 @@
+/* agent.c - the autopilot (see agent.h and docs/agent.md). */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dcs_client.h"
+#include "engine_pg.h"
+#include "log.h"
+
+#define COMP "agent"
+
+enum role { ROLE_NONE, ROLE_PRIMARY, ROLE_REPLICA, ROLE_FENCED };
+enum step_kind { STEP_START, STEP_DECIDE, STEP_TICK, STEP_FENCE, STEP_STOP };
+
+struct agent {
+    uv_loop_t *loop;
+    const struct agent_config *cfg;
+    agent_done_fn done;
+    void *payload;
+    struct pg_engine engine;
+    bool engine_ok;
+    struct dcs_client dcs;       /* steps: short timeout */
+    struct dcs_client dcs_ka;    /* keepalives */
+    struct dcs_client dcs_watch; /* long-polls, canceled by `cancel` */
+    atomic_bool cancel;
+    char k_prefix[RV_DCS_KEY_MAX + 1];
+    char k_leader[RV_DCS_KEY_MAX + 1];
+    char k_init[RV_DCS_KEY_MAX + 1];
+    char k_state[RV_DCS_KEY_MAX + 1];
+    char k_node[RV_DCS_KEY_MAX + 1];
+    char p_token[RV_PG_PATH_MAX + 64];
+    char p_marker[RV_PG_PATH_MAX + 64];
+    char p_lock[RV_PG_PATH_MAX + 64];
+    int lock_fd;
+    uv_timer_t step_timer;
+    uv_timer_t ka_timer;
+    int handles_open;
+    /* Loop-thread state. */
+    enum role role;
+    enum step_kind next;
+    uint64_t session; /* 0: none (no keepalives) */
+    bool step_busy;
+    bool ka_busy;
+    bool watch_busy;
+    uint64_t watch_rev; /* watch the leader key after this revision */
+    bool fence_wanted;
+    atomic_bool abort_step; /* set by the loop: a primary's step must end now */
+    bool session_lost;
+    bool stopping;
+    bool stop_done;
+    bool stopped;
+    int64_t last_ok_ms;   /* send time of the last acknowledged keepalive */
+    int64_t last_sent_ms; /* send time of the last keepalive */
+    int64_t backoff_ms;
+    int exit_rc;
+    /* Step-owned state: read and written only by the step in flight, or
+     * by the loop while no step is. */
+    bool registered;
+    char upstream_node[RV_AGENT_NAME_MAX + 1];
+    struct pg_primary upstream;
+    uint64_t last_primary_lsn;
+};
+
+enum outcome { OUT_OK, OUT_WAIT, OUT_ERROR };
+
+struct step {
+    uv_work_t req;
+    struct agent *a;
+    enum step_kind kind;
+    enum role role;      /* role at dispatch */
+    uint64_t session;    /* session at dispatch */
+    int64_t dispatch_ms; /* loop time at dispatch: before anything was sent */
+    /* Results. */
+    enum outcome outcome;
+    enum role new_role;
+    uint64_t new_session;
+    bool lost_leadership;
+    uint64_t leader_rev; /* revision of the tick's leader read, 0: none */
+    struct rv_error err;
+};
+
+struct watch {
+    uv_work_t req;
+    struct agent *a;
+    uint64_t after;
+    uint64_t rev;
+    bool changed;
+    int rc;
+    struct rv_error err;
+};
+
+struct ka {
+    uv_work_t req;
+    struct agent *a;
+    uint64_t session;
+    int64_t sent_ms;
+    int rc;
+    struct rv_error err;
+};
+
+static void schedule(struct agent *a, enum step_kind kind, int64_t delay_ms);
+static void on_step_timer(uv_timer_t *t);
+
+static const char *role_name(enum role r)
+{
+    switch (r) {
+    case ROLE_PRIMARY:
+        return "primary";
+    case ROLE_REPLICA:
+        return "replica";
+    case ROLE_FENCED:
+        return "fenced";
+    default:
+        return "unknown";
+    }
+}
+
+static int64_t now_ms(const struct agent *a)
+{
+    return (int64_t)uv_now(a->loop);
+}
+
+/* --- files in the state directory --- */
+
+static int write_file_0600(const char *path, const char *text, struct rv_error *err)
+{
+    char tmp[RV_PG_PATH_MAX + 80];
+    int fd = -1;
+    int rc = 0;
+    size_t len = strlen(text);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot rename '%s': %s", tmp, strerror(errno));
+        goto out;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* The marker's role ("primary"/"replica"), "" when the node was never
+ * bootstrapped. */
+static void read_marker(const struct agent *a, char *out, size_t cap)
+{
+    FILE *f = fopen(a->p_marker, "r");
+    out[0] = '\0';
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)cap, f) == NULL)
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+static int write_marker(struct agent *a, enum role r, struct rv_error *err)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "%s\n", role_name(r));
+    return write_file_0600(a->p_marker, text, err);
+}
+
+/* --- JSON values --- */
+
+static void lsn_text(char *out, size_t cap, uint64_t lsn)
+{
+    snprintf(out, cap, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
+}
+
+static json_t *leader_value(const struct agent *a, uint32_t timeline)
+{
+    return json_pack("{s:s,s:s,s:i,s:I}", "node", a->cfg->node, "address",
+                     a->cfg->pg.listen_address, "port", a->cfg->pg.port, "timeline",
+                     (json_int_t)timeline);
+}
+
+static json_t *node_value(const struct agent *a, enum role r, const struct pg_status *st)
+{
+    char lsn[40];
+    bool healthy =
+        st->running && st->accepting && (r == ROLE_PRIMARY ? !st->in_recovery : st->in_recovery);
+    lsn_text(lsn, sizeof(lsn), st->current_lsn);
+    return json_pack("{s:s,s:s,s:s,s:i,s:b,s:b,s:I,s:s,s:I}", "node", a->cfg->node, "role",
+                     role_name(r), "address", a->cfg->pg.listen_address, "port", a->cfg->pg.port,
+                     "healthy", healthy, "streaming", st->streaming, "timeline",
+                     (json_int_t)st->timeline, "lsn", lsn, "lag_bytes", (json_int_t)st->lag_bytes);
+}
+
+/* Publish node state (attached to the session) and report it. */
+static int publish(struct step *s, enum role r, const struct pg_status *st)
+{
+    struct agent *a = s->a;
+    json_t *v = node_value(a, r, st);
+    json_t *rep = NULL;
+    struct rv_error rerr = {0};
+    char lsn[40];
+    int rc;
+    if (v == NULL) {
+        rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    rc = dcs_client_put(NULL, &a->dcs, a->k_node, v, s->session, &s->err);
+    if (rc != 0)
+        goto out;
+    if (atomic_load(&a->abort_step))
+        goto out;
+    lsn_text(lsn, sizeof(lsn), st->current_lsn);
+    rep =
+        json_pack("{s:s,s:b,s:s,s:I,s:I,s:s}", "role",
+                  r == ROLE_PRIMARY || r == ROLE_REPLICA ? role_name(r) : "unknown", "healthy",
+                  json_is_true(json_object_get(v, "healthy")), "engine", "postgresql", "lag_bytes",
+                  (json_int_t)st->lag_bytes, "timeline", (json_int_t)st->timeline, "position", lsn);
+    if (rep != NULL && dcs_client_report(&a->dcs, rep, &rerr) != 0)
+        log_debug(COMP, "report not accepted: %s", rerr.msg);
+out:
+    json_decref(v);
+    json_decref(rep);
+    return rc;
+}
+
+/* Parse a leader value into p and node; false when malformed. */
+static bool leader_parse(json_t *kv, struct pg_primary *p, char *node, size_t cap)
+{
+    json_t *v = json_object_get(kv, "value");
+    const char *n = json_string_value(json_object_get(v, "node"));
+    const char *addr = json_string_value(json_object_get(v, "address"));
+    json_int_t port = json_integer_value(json_object_get(v, "port"));
+    if (n == NULL || addr == NULL || port < 1 || port > 65535 || strlen(n) >= cap ||
+        strlen(addr) > RV_PG_HOST_MAX)
+        return false;
+    memset(p, 0, sizeof(*p));
+    snprintf(p->host, sizeof(p->host), "%s", addr);
+    p->port = (int)port;
+    snprintf(node, cap, "%s", n);
+    return true;
+}
+
+static uint64_t kv_session(json_t *kv)
+{
+    json_int_t s = json_integer_value(json_object_get(kv, "session"));
+    return s > 0 ? (uint64_t)s : 0;
+}
+
+/* Delete the leader key only while it is still mine. */
+static void release_leader(struct step *s)
+{
+    struct agent *a = s->a;
+    struct rv_error e = {0};
+    bool ok = false;
+    json_t *txn =
+        json_pack("{s:[{s:s,s:I}],s:[{s:{s:s}}]}", "compare", "key", a->k_leader, "session",
+                  (json_int_t)s->session, "success", "delete", "key", a->k_leader);
+    if (txn == NULL)
+        return;
+    if (dcs_client_txn(&ok, NULL, &a->dcs, txn, &e) != 0)
+        log_warn(COMP, "cannot release the leader key: %s", e.msg);
+    json_decref(txn);
+}
+
+/* --- steps (worker threads) --- */
+
+static int load_or_register(struct step *s)
+{
+    struct agent *a = s->a;
+    char *saved = NULL;
+    char cluster[2 * RV_AGENT_NAME_MAX + 2];
+    char address[RV_PG_HOST_MAX + 16];
+    struct rv_error e = {0};
+    int rc = 0;
+    if (a->registered)
+        goto out;
+    char ref[RV_PG_PATH_MAX + 80];
+    snprintf(ref, sizeof(ref), "file:%s", a->p_token);
+    rc = agent_secret_resolve(&saved, ref, &e);
+    if (rc == 0) {
+        rc = dcs_client_set_token(&a->dcs, saved, &s->err);
+        if (rc == 0)
+            a->registered = true;
+        goto out;
+    }
+    if (rc != RV_ENOTFOUND) {
+        rc = rv_error_set(&s->err, rc, false, "%s", e.msg);
+        goto out;
+    }
+    if (a->cfg->registration_token == NULL) {
+        rc = rv_error_set(&s->err, RV_EAUTH, false,
+                          "no saved agent token and no registration token");
+        goto out;
+    }
+    snprintf(cluster, sizeof(cluster), "%s/%s", a->cfg->namespace_, a->cfg->cluster);
+    snprintf(address, sizeof(address), "%s:%d", a->cfg->pg.listen_address, a->cfg->pg.port);
+    rc = dcs_client_register(&a->dcs, a->cfg->registration_token, cluster, a->cfg->node, address,
+                             &s->err);
+    if (rc != 0)
+        goto out;
+    rc = write_file_0600(a->p_token, a->dcs.token, &s->err);
+    if (rc != 0)
+        goto out;
+    a->registered = true;
+    log_info(COMP, "registered node '%s' of cluster '%s'", a->cfg->node, cluster);
+out:
+    if (saved != NULL) {
+        explicit_bzero(saved, strlen(saved));
+        free(saved);
+    }
+    return rc;
+}
+
+static void step_start(struct step *s)
+{
+    struct agent *a = s->a;
+    uint64_t id = 0;
+    if (load_or_register(s) != 0 ||
+        dcs_client_session_grant(&id, &a->dcs, a->cfg->ttl_ms, &s->err) != 0) {
+        s->outcome = OUT_ERROR;
+        return;
+    }
+    s->new_session = id;
+    s->outcome = OUT_OK;
+}
+
+/* Bootstrap a new cluster while holding the init lock. */
+static void bootstrap_primary(struct step *s)
+{
+    struct agent *a = s->a;
+    struct pg_status st;
+    json_t *lv = NULL, *state = NULL, *init = NULL, *kv = NULL;
+    bool won = false, created = false;
+    int rc;
+    init = json_pack("{s:s}", "node", a->cfg->node);
+    if (init == NULL) {
+        rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    rc = dcs_client_create(&won, &a->dcs, a->k_init, init, s->session, &s->err);
+    if (rc != 0)
+        goto out;
+    if (!won) {
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    /* Under the lock: a cluster initialized before is never initialized
+     * again, and a leader that appeared meanwhile wins. */
+    rc = dcs_client_get(&kv, NULL, &a->dcs, a->k_state, &s->err);
+    if (rc != 0)
+        goto out;
+    if (kv == NULL)
+        rc = dcs_client_get(&kv, NULL, &a->dcs, a->k_leader, &s->err);
+    if (rc != 0)
+        goto out_unlock;
+    if (kv != NULL) {
+        s->outcome = OUT_WAIT;
+        goto out_unlock;
+    }
+    log_info(COMP, "no leader and no cluster yet: initializing as primary");
+    rc = pg_engine_initdb(&a->engine, &s->err);
+    if (rc != 0)
+        goto out_unlock;
+    rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+    if (rc != 0)
+        goto out_unlock;
+    lv = leader_value(a, st.timeline);
+    state = json_pack("{s:b,s:s}", "initialized", 1, "by", a->cfg->node);
+    if (lv == NULL || state == NULL) {
+        rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
+        goto out_unlock;
+    }
+    rc = dcs_client_create(&created, &a->dcs, a->k_leader, lv, s->session, &s->err);
+    if (rc == 0 && !created)
+        rc = rv_error_set(&s->err, RV_ECONFLICT, false,
+                          "the leader key appeared under the init lock");
+    if (rc != 0) {
+        struct rv_error fe = {0};
+        if (pg_engine_fence(&a->engine, NULL, &fe) != 0)
+            log_error(COMP, "cannot stop the new server: %s", fe.msg);
+        goto out_unlock;
+    }
+    rc = dcs_client_put(NULL, &a->dcs, a->k_state, state, 0, &s->err);
+    if (rc == 0)
+        rc = write_marker(a, ROLE_PRIMARY, &s->err);
+    if (rc == 0)
+        rc = publish(s, ROLE_PRIMARY, &st);
+    if (rc != 0)
+        goto out_unlock;
+    s->new_role = ROLE_PRIMARY;
+    s->outcome = OUT_OK;
+out_unlock : {
+    struct rv_error ue = {0};
+    if (dcs_client_delete(NULL, &a->dcs, a->k_init, &ue) != 0)
+        log_warn(COMP, "cannot release the init lock (it goes with the session): %s", ue.msg);
+}
+out:
+    if (rc != 0)
+        s->outcome = OUT_ERROR;
+    json_decref(init);
+    json_decref(kv);
+    json_decref(lv);
+    json_decref(state);
+}
+
+/* The leader key is gone: race for it if this node may lead. */
+static void race(struct step *s, const char *marker)
+{
+    struct agent *a = s->a;
+    struct pg_status st;
+    json_t *lv = NULL;
+    bool won = false;
+    int rc = pg_engine_status(&a->engine, a->last_primary_lsn, &st, &s->err);
+    if (rc != 0)
+        goto out;
+    if (st.in_recovery && st.lag_bytes > (uint64_t)a->cfg->max_lag_on_failover_bytes) {
+        log_warn(COMP, "not racing for leadership: %" PRIu64 " bytes behind (max %" PRId64 ")",
+                 st.lag_bytes, a->cfg->max_lag_on_failover_bytes);
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    if (!st.running && strcmp(marker, "primary") != 0 && s->role == ROLE_REPLICA) {
+        log_warn(COMP, "not racing for leadership: the server is not running");
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    lv = leader_value(a, st.timeline);
+    if (lv == NULL) {
+        rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    rc = dcs_client_create(&won, &a->dcs, a->k_leader, lv, s->session, &s->err);
+    if (rc != 0)
+        goto out;
+    if (!won) {
+        log_info(COMP, "another node took the leader key");
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    log_info(COMP, "took the leader key%s", st.in_recovery ? ": promoting" : "");
+    rc = pg_engine_start(&a->engine, &s->err);
+    if (rc == 0)
+        rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+    if (rc == 0 && st.in_recovery)
+        rc = pg_engine_promote(&a->engine, &s->err);
+    if (rc == 0)
+        rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+    if (rc != 0) {
+        release_leader(s);
+        goto out;
+    }
+    json_decref(lv);
+    lv = leader_value(a, st.timeline);
+    if (lv == NULL) {
+        rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    /* Publish the new timeline; the key is attached to my session. */
+    rc = dcs_client_put(NULL, &a->dcs, a->k_leader, lv, s->session, &s->err);
+    if (rc == 0)
+        rc = write_marker(a, ROLE_PRIMARY, &s->err);
+    if (rc == 0)
+        rc = publish(s, ROLE_PRIMARY, &st);
+    if (rc != 0)
+        goto out;
+    log_info(COMP, "primary on timeline %u", st.timeline);
+    a->upstream_node[0] = '\0';
+    s->new_role = ROLE_PRIMARY;
+    s->outcome = OUT_OK;
+out:
+    if (rc != 0)
+        s->outcome = OUT_ERROR;
+    json_decref(lv);
+}
+
+/* Follow the leader described by kv. */
+static void follow(struct step *s, json_t *kv, const char *marker)
+{
+    struct agent *a = s->a;
+    struct pg_primary p;
+    struct pg_status st;
+    char node[RV_AGENT_NAME_MAX + 1];
+    int rc = 0;
+    if (!leader_parse(kv, &p, node, sizeof(node))) {
+        rc = rv_error_set(&s->err, RV_EPARSE, false, "the leader key holds no valid address");
+        goto out;
+    }
+    if (strcmp(node, a->cfg->node) == 0) {
+        /* My key from an earlier session: wait until it expires. */
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    if (marker[0] == '\0') {
+        log_info(COMP, "cloning from leader '%s' (%s:%d)", node, p.host, p.port);
+        rc = pg_engine_clone_from(&a->engine, &p, &s->err);
+        if (rc == 0)
+            rc = pg_engine_make_standby(&a->engine, &p, &s->err);
+    } else if (strcmp(marker, "primary") == 0) {
+        log_info(COMP, "rejoining leader '%s' as a replica (rewind)", node);
+        rc = pg_engine_rewind(&a->engine, &p, &s->err);
+        if (rc == RV_ECONFLICT)
+            log_error(COMP,
+                      "rewind cannot help: this node needs a re-clone (remove '%s' and "
+                      "its data directory)",
+                      a->p_marker);
+    } else {
+        rc = pg_engine_make_standby(&a->engine, &p, &s->err);
+    }
+    if (rc != 0)
+        goto out;
+    rc = write_marker(a, ROLE_REPLICA, &s->err);
+    if (rc != 0)
+        goto out;
+    rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+    if (rc == 0)
+        rc = publish(s, ROLE_REPLICA, &st);
+    if (rc != 0)
+        goto out;
+    a->upstream = p;
+    snprintf(a->upstream_node, sizeof(a->upstream_node), "%s", node);
+    log_info(COMP, "replica of '%s' (%s:%d)", node, p.host, p.port);
+    s->new_role = ROLE_REPLICA;
+    s->outcome = OUT_OK;
+out:
+    if (rc != 0)
+        s->outcome = OUT_ERROR;
+}
+
+static void step_decide(struct step *s)
+{
+    struct agent *a = s->a;
+    json_t *kv = NULL;
+    char marker[32];
+    read_marker(a, marker, sizeof(marker));
+    if (dcs_client_get(&kv, NULL, &a->dcs, a->k_leader, &s->err) != 0) {
+        s->outcome = OUT_ERROR;
+        goto out;
+    }
+    if (kv == NULL && marker[0] == '\0')
+        bootstrap_primary(s);
+    else if (kv == NULL)
+        race(s, marker);
+    else
+        follow(s, kv, marker);
+out:
+    json_decref(kv);
+}
+
+/* Read the leader's last published position (for the failover lag). */
+static void note_primary_lsn(struct agent *a, const char *node)
+{
+    char key[RV_DCS_KEY_MAX + 1];
+    json_t *kv = NULL;
+    struct rv_error e = {0};
+    uint64_t lsn = 0;
+    if ((size_t)snprintf(key, sizeof(key), "%snodes/%s", a->k_prefix, node) >= sizeof(key))
+        return;
+    if (dcs_client_get(&kv, NULL, &a->dcs, key, &e) == 0 && kv != NULL) {
+        const char *t = json_string_value(json_object_get(json_object_get(kv, "value"), "lsn"));
+        if (t != NULL && pg_lsn_parse(&lsn, t) == 0 && lsn > a->last_primary_lsn)
+            a->last_primary_lsn = lsn;
+    }
+    json_decref(kv);
+}
+
+static void step_tick(struct step *s)
+{
+    struct agent *a = s->a;
+    struct pg_status st;
+    json_t *kv = NULL;
+    char marker[32];
+    int rc = dcs_client_get(&kv, &s->leader_rev, &a->dcs, a->k_leader, &s->err);
+    if (rc != 0)
+        goto out;
+    if (s->role == ROLE_PRIMARY) {
+        if (kv == NULL || kv_session(kv) != s->session) {
+            log_error(COMP, "the leader key is no longer mine: fencing");
+            s->lost_leadership = true;
+            goto out;
+        }
+        if (atomic_load(&a->abort_step))
+            goto out;
+        rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+        if (rc == 0 && !st.running && !atomic_load(&a->abort_step)) {
+            log_warn(COMP, "the primary's server is down: starting it");
+            rc = pg_engine_start(&a->engine, &s->err);
+            if (rc == 0)
+                rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+        }
+        if (rc == 0 && !atomic_load(&a->abort_step))
+            rc = publish(s, ROLE_PRIMARY, &st);
+        goto out;
+    }
+    /* A replica. */
+    if (kv == NULL) {
+        read_marker(a, marker, sizeof(marker));
+        log_warn(COMP, "the leader key is gone");
+        race(s, marker);
+        goto done;
+    }
+    struct pg_primary p;
+    char node[RV_AGENT_NAME_MAX + 1];
+    if (!leader_parse(kv, &p, node, sizeof(node))) {
+        rc = rv_error_set(&s->err, RV_EPARSE, false, "the leader key holds no valid address");
+        goto out;
+    }
+    if (strcmp(node, a->upstream_node) != 0 || strcmp(p.host, a->upstream.host) != 0 ||
+        p.port != a->upstream.port) {
+        read_marker(a, marker, sizeof(marker));
+        follow(s, kv, marker);
+        goto done;
+    }
+    note_primary_lsn(a, node);
+    rc = pg_engine_status(&a->engine, a->last_primary_lsn, &st, &s->err);
+    if (rc == 0 && !st.running) {
+        log_warn(COMP, "the replica's server is down: starting it");
+        rc = pg_engine_make_standby(&a->engine, &a->upstream, &s->err);
+        if (rc == 0)
+            rc = pg_engine_status(&a->engine, a->last_primary_lsn, &st, &s->err);
+    }
+    if (rc == 0)
+        rc = publish(s, ROLE_REPLICA, &st);
+out:
+    s->outcome = rc == 0 ? OUT_OK : OUT_ERROR;
+done:
+    json_decref(kv);
+}
+
+static void step_fence(struct step *s)
+{
+    struct agent *a = s->a;
+    struct rv_error e = {0};
+    int rc = pg_engine_fence(&a->engine, NULL, &s->err);
+    if (rc != 0) {
+        log_error(COMP, "fencing failed: %s", s->err.msg);
+        s->outcome = OUT_ERROR;
+    } else {
+        s->outcome = OUT_OK;
+    }
+    /* Give the key up at once if the reconciler can still hear us. */
+    if (s->session != 0 && dcs_client_session_revoke(&a->dcs, s->session, &e) != 0)
+        log_debug(COMP, "session revoke after fencing: %s", e.msg);
+    s->new_role = ROLE_FENCED;
+}
+
+static void step_stop(struct step *s)
+{
+    struct agent *a = s->a;
+    struct rv_error e = {0};
+    if (a->engine_ok && pg_engine_stop(&a->engine, PG_STOP_FAST, &s->err) != 0)
+        log_error(COMP, "cannot stop the server: %s", s->err.msg);
+    /* The server is down before the leader key goes. */
+    if (s->session != 0 && dcs_client_session_revoke(&a->dcs, s->session, &e) != 0)
+        log_warn(COMP, "cannot revoke the session (its keys expire with it): %s", e.msg);
+    s->outcome = OUT_OK;
+}
+
+static void step_work(uv_work_t *req)
+{
+    struct step *s = req->data;
+    switch (s->kind) {
+    case STEP_START:
+        step_start(s);
+        break;
+    case STEP_DECIDE:
+        step_decide(s);
+        break;
+    case STEP_TICK:
+        step_tick(s);
+        break;
+    case STEP_FENCE:
+        step_fence(s);
+        break;
+    case STEP_STOP:
+        step_stop(s);
+        break;
+    }
+}
+
+/* --- loop side --- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct agent *a = h->data;
+    if (--a->handles_open == 0 && a->done != NULL)
+        a->done(a, a->exit_rc, a->payload);
+}
+
+static void finish(struct agent *a)
+{
+    if (a->stopped)
+        return;
+    a->stopped = true;
+    log_info(COMP, "stopped");
+    uv_close((uv_handle_t *)&a->step_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&a->ka_timer, on_handle_closed);
+}
+
+static void maybe_finish(struct agent *a)
+{
+    if (a->stop_done && !a->ka_busy && !a->watch_busy)
+        finish(a);
+}
+
+static void watch_work(uv_work_t *req)
+{
+    struct watch *w = req->data;
+    struct agent *a = w->a;
+    json_t *ev = NULL, *kv = NULL;
+    w->rc = dcs_client_watch(&ev, &w->rev, &a->dcs_watch, a->k_leader, w->after,
+                             RV_AGENT_WATCH_WAIT_MS, &w->err);
+    if (w->rc == RV_ESTALE) {
+        /* History compacted: re-read, and let the tick look again. */
+        w->rc = dcs_client_get(&kv, &w->rev, &a->dcs_watch, a->k_leader, &w->err);
+        w->changed = w->rc == 0;
+    } else if (w->rc == 0) {
+        w->changed = json_array_size(ev) > 0;
+    }
+    json_decref(ev);
+    json_decref(kv);
+}
+
+static void watch_start(struct agent *a);
+
+static void watch_done(uv_work_t *req, int status)
+{
+    struct watch *w = req->data;
+    struct agent *a = w->a;
+    a->watch_busy = false;
+    if (status != 0)
+        w->rc = RV_ECANCELED;
+    if (w->rc == 0 && w->rev > a->watch_rev)
+        a->watch_rev = w->rev;
+    if (w->rc == 0 && w->changed && !a->stopping && a->role == ROLE_REPLICA && !a->step_busy &&
+        a->next == STEP_TICK && a->session != 0) {
+        log_debug(COMP, "the leader key changed: checking now");
+        schedule(a, STEP_TICK, 0);
+    }
+    if (w->rc != 0 && w->rc != RV_ECANCELED)
+        log_debug(COMP, "watch: %s", w->err.msg);
+    bool again = w->rc == 0;
+    free(w);
+    if (again)
+        watch_start(a);
+    maybe_finish(a);
+}
+
+/* Long-poll the leader key while a replica; a failed poll is retried
+ * from the next tick. */
+static void watch_start(struct agent *a)
+{
+    if (a->watch_busy || a->stopping || a->stopped || a->role != ROLE_REPLICA || a->session == 0 ||
+        a->watch_rev == 0)
+        return;
+    struct watch *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return;
+    w->a = a;
+    w->after = a->watch_rev;
+    w->req.data = w;
+    a->watch_busy = true;
+    if (uv_queue_work(a->loop, &w->req, watch_work, watch_done) != 0) {
+        a->watch_busy = false;
+        free(w);
+    }
+}
+
+static int64_t backoff(struct agent *a)
+{
+    int64_t d = a->backoff_ms;
+    a->backoff_ms =
+        a->backoff_ms * 2 > RV_AGENT_BACKOFF_MAX_MS ? RV_AGENT_BACKOFF_MAX_MS : a->backoff_ms * 2;
+    return d;
+}
+
+static void step_done(uv_work_t *req, int status)
+{
+    struct step *s = req->data;
+    struct agent *a = s->a;
+    enum step_kind kind = s->kind;
+    a->step_busy = false;
+    if (status != 0)
+        s->outcome = OUT_ERROR;
+    if (s->outcome == OUT_ERROR)
+        log_warn(COMP, "%s", s->err.msg[0] ? s->err.msg : "step failed");
+    if (kind == STEP_STOP) {
+        free(s);
+        a->session = 0;
+        a->stop_done = true;
+        maybe_finish(a);
+        return;
+    }
+    if (kind == STEP_START && s->outcome == OUT_OK) {
+        a->session = s->new_session;
+        a->session_lost = false;
+        /* The session's life began no earlier than the step's dispatch. */
+        a->last_ok_ms = s->dispatch_ms;
+        a->last_sent_ms = s->dispatch_ms;
+        memcpy(a->dcs_ka.token, a->dcs.token, sizeof(a->dcs_ka.token));
+        memcpy(a->dcs_watch.token, a->dcs.token, sizeof(a->dcs_watch.token));
+        log_info(COMP, "session %" PRIu64 " granted (ttl %" PRId64 " ms)", a->session,
+                 a->cfg->ttl_ms);
+    }
+    if (s->new_role != ROLE_NONE && s->new_role != a->role) {
+        log_info(COMP, "role: %s -> %s", role_name(a->role), role_name(s->new_role));
+        a->role = s->new_role;
+    }
+    if (kind == STEP_FENCE) {
+        a->fence_wanted = false;
+        a->session = 0;
+        a->session_lost = true;
+    }
+    if (s->lost_leadership)
+        a->fence_wanted = true;
+    if (s->leader_rev > a->watch_rev)
+        a->watch_rev = s->leader_rev;
+    free(s);
+    watch_start(a);
+
+    if (a->stopping) {
+        schedule(a, STEP_STOP, 0);
+        return;
+    }
+    if (a->fence_wanted && a->role == ROLE_PRIMARY) {
+        schedule(a, STEP_FENCE, 0);
+        return;
+    }
+    atomic_store(&a->abort_step, false);
+    if (a->session_lost || a->session == 0) {
+        a->session = 0;
+        schedule(a, STEP_START, kind == STEP_START ? backoff(a) : 0);
+        return;
+    }
+    switch (kind) {
+    case STEP_START:
+        schedule(a, STEP_DECIDE, 0);
+        break;
+    case STEP_DECIDE:
+        if (a->role == ROLE_PRIMARY || a->role == ROLE_REPLICA) {
+            a->backoff_ms = RV_AGENT_BACKOFF_MIN_MS;
+            schedule(a, STEP_TICK, a->cfg->tick_ms);
+        } else {
+            schedule(a, STEP_DECIDE, backoff(a));
+        }
+        break;
+    default:
+        if (a->role == ROLE_PRIMARY || a->role == ROLE_REPLICA)
+            schedule(a, STEP_TICK, a->cfg->tick_ms);
+        else
+            schedule(a, STEP_DECIDE, backoff(a));
+        break;
+    }
+}
+
+static void dispatch(struct agent *a)
+{
+    struct step *s;
+    if (a->step_busy || a->stopped)
+        return;
+    if (a->stopping)
+        a->next = STEP_STOP;
+    else if (a->fence_wanted && a->role == ROLE_PRIMARY)
+        a->next = STEP_FENCE;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        log_error(COMP, "out of memory: retrying");
+        uv_timer_start(&a->step_timer, on_step_timer, RV_AGENT_BACKOFF_MAX_MS, 0);
+        return;
+    }
+    s->a = a;
+    s->kind = a->next;
+    if (s->kind == STEP_FENCE || s->kind == STEP_STOP)
+        atomic_store(&a->abort_step, false);
+    s->role = a->role;
+    s->session = a->session;
+    s->dispatch_ms = now_ms(a);
+    s->new_role = ROLE_NONE;
+    s->req.data = s;
+    a->step_busy = true;
+    if (uv_queue_work(a->loop, &s->req, step_work, step_done) != 0) {
+        a->step_busy = false;
+        free(s);
+        log_error(COMP, "cannot queue work: retrying");
+    }
+}
+
+static void on_step_timer(uv_timer_t *t)
+{
+    dispatch(t->data);
+}
+
+static void schedule(struct agent *a, enum step_kind kind, int64_t delay_ms)
+{
+    a->next = kind;
+    uv_timer_start(&a->step_timer, on_step_timer, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
+}
+
+static void ka_work(uv_work_t *req)
+{
+    struct ka *k = req->data;
+    k->rc = dcs_client_session_keepalive(&k->a->dcs_ka, k->session, &k->err);
+}
+
+static void ka_done(uv_work_t *req, int status)
+{
+    struct ka *k = req->data;
+    struct agent *a = k->a;
+    a->ka_busy = false;
+    if (status != 0)
+        k->rc = RV_ECANCELED;
+    if (k->session == a->session && a->session != 0) {
+        if (k->rc == 0) {
+            if (k->sent_ms > a->last_ok_ms)
+                a->last_ok_ms = k->sent_ms;
+        } else if (k->rc == RV_ENOTFOUND || k->rc == RV_EAUTH) {
+            log_error(COMP, "session %" PRIu64 " is gone: %s", a->session, k->err.msg);
+            a->session_lost = true;
+            a->session = 0;
+            if (a->role == ROLE_PRIMARY) {
+                a->fence_wanted = true;
+                atomic_store(&a->abort_step, true);
+            }
+            if (!a->step_busy && !a->stopping)
+                schedule(a, a->role == ROLE_PRIMARY ? STEP_FENCE : STEP_START, 0);
+        } else {
+            log_warn(COMP, "keepalive failed: %s", k->err.msg);
+        }
+    }
+    free(k);
+    maybe_finish(a);
+}
+
+static void on_ka_timer(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    int64_t now = now_ms(a);
+    int64_t renew = a->cfg->ttl_ms / RV_AGENT_RENEW_DIV;
+    int64_t deadline = a->cfg->ttl_ms / RV_AGENT_DEADLINE_DIV;
+    if (a->session == 0 || a->stopped)
+        return;
+    if (a->role == ROLE_PRIMARY && !a->fence_wanted && now - a->last_ok_ms >= deadline) {
+        log_error(COMP,
+                  "no keepalive acknowledged for %" PRId64 " ms (deadline %" PRId64 " ms): fencing",
+                  now - a->last_ok_ms, deadline);
+        a->fence_wanted = true;
+        atomic_store(&a->abort_step, true);
+        /* Stop renewing: the key must now expire on its own. */
+        a->session = 0;
+        if (!a->step_busy && !a->stopping)
+            schedule(a, STEP_FENCE, 0);
+        return;
+    }
+    if (a->ka_busy || now - a->last_sent_ms < renew)
+        return;
+    struct ka *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return;
+    k->a = a;
+    k->session = a->session;
+    k->sent_ms = now;
+    k->req.data = k;
+    a->last_sent_ms = now;
+    a->ka_busy = true;
+    if (uv_queue_work(a->loop, &k->req, ka_work, ka_done) != 0) {
+        a->ka_busy = false;
+        free(k);
+    }
+}
+
+/* --- lifecycle --- */
+
+static int key_set(char *out, const char *prefix, const char *rest, struct rv_error *err)
+{
+    if ((size_t)snprintf(out, RV_DCS_KEY_MAX + 1, "%s%s", prefix, rest) > RV_DCS_KEY_MAX)
+        return rv_error_set(err, RV_EINVAL, false, "key '%s%s' too long", prefix, rest);
+    return 0;
+}
+
+int agent_new(struct agent **out, uv_loop_t *loop, const struct agent_config *cfg,
+              agent_done_fn done, void *payload, struct rv_error *err)
+{
+    struct agent *a = calloc(1, sizeof(*a));
+    char node_rest[RV_AGENT_NAME_MAX + 8];
+    int rc = 0;
+    *out = NULL;
+    if (a == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    a->lock_fd = -1;
+    a->loop = loop;
+    a->cfg = cfg;
+    a->done = done;
+    a->payload = payload;
+    a->backoff_ms = RV_AGENT_BACKOFF_MIN_MS;
+    snprintf(a->k_prefix, sizeof(a->k_prefix), "/clusters/%s/%s/", cfg->namespace_, cfg->cluster);
+    snprintf(node_rest, sizeof(node_rest), "nodes/%s", cfg->node);
+    if ((rc = key_set(a->k_leader, a->k_prefix, "leader", err)) != 0 ||
+        (rc = key_set(a->k_init, a->k_prefix, "init", err)) != 0 ||
+        (rc = key_set(a->k_state, a->k_prefix, "state", err)) != 0 ||
+        (rc = key_set(a->k_node, a->k_prefix, node_rest, err)) != 0)
+        goto out;
+    snprintf(a->p_token, sizeof(a->p_token), "%s/agent-token", cfg->state_dir);
+    snprintf(a->p_marker, sizeof(a->p_marker), "%s/initialized", cfg->state_dir);
+    snprintf(a->p_lock, sizeof(a->p_lock), "%s/agent.lock", cfg->state_dir);
+    if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot create state dir '%s': %s", cfg->state_dir,
+                          strerror(errno));
+        goto out;
+    }
+    a->lock_fd = open(a->p_lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (a->lock_fd < 0) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot open '%s': %s", a->p_lock, strerror(errno));
+        goto out;
+    }
+    if (flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = rv_error_set(err, RV_EBUSY, false, "another agent holds '%s': stop it first",
+                          a->p_lock);
+        goto out;
+    }
+    rc = dcs_client_init(&a->dcs, cfg->reconciler_url, cfg->ttl_ms / RV_AGENT_STEP_CALL_DIV, err);
+    if (rc == 0)
+        rc =
+            dcs_client_init(&a->dcs_ka, cfg->reconciler_url, cfg->ttl_ms / RV_AGENT_RENEW_DIV, err);
+    if (rc == 0)
+        rc = dcs_client_init(&a->dcs_watch, cfg->reconciler_url,
+                             cfg->ttl_ms / RV_AGENT_STEP_CALL_DIV, err);
+    a->dcs_watch.cancel = &a->cancel;
+    if (rc != 0)
+        goto out;
+    struct pg_engine_config pc = {
+        .bin_dir = cfg->pg.bin_dir,
+        .data_dir = cfg->pg.data_dir,
+        .socket_dir = cfg->pg.socket_dir,
+        .log_file = cfg->pg.log_file,
+        .listen_address = cfg->pg.listen_address,
+        .port = cfg->pg.port,
+        .superuser = cfg->pg.superuser,
+        .replication_user = cfg->pg.replication_user,
+        .replication_password = cfg->pg.replication_password,
+        .application_name = cfg->node,
+        .allowed_cidr = cfg->pg.allowed_cidr,
+        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
+        .no_sync = cfg->pg.no_sync,
+        .extra = cfg->pg.params,
+        .n_extra = cfg->pg.n_params,
+    };
+    rc = pg_engine_init(&a->engine, &pc, err);
+    if (rc != 0)
+        goto out;
+    a->engine_ok = true;
+    uv_timer_init(loop, &a->step_timer);
+    uv_timer_init(loop, &a->ka_timer);
+    a->step_timer.data = a;
+    a->ka_timer.data = a;
+    a->handles_open = 2;
+    *out = a;
+    a = NULL;
+out:
+    if (a != NULL) {
+        if (a->lock_fd >= 0)
+            close(a->lock_fd);
+        dcs_client_release(&a->dcs);
+        dcs_client_release(&a->dcs_ka);
+        dcs_client_release(&a->dcs_watch);
+        free(a);
+    }
+    return rc;
+}
+
+int agent_start(struct agent *a, struct rv_error *err)
+{
+    uint64_t every = (uint64_t)(a->cfg->ttl_ms / RV_AGENT_FENCE_CHECK_DIV);
+    if (uv_timer_start(&a->ka_timer, on_ka_timer, every, every) != 0)
+        return rv_error_set(err, RV_EINTERNAL, false, "cannot start the keepalive timer");
+    log_info(COMP, "node '%s' of '%s/%s' starting (ttl %" PRId64 " ms, tick %" PRId64 " ms)",
+             a->cfg->node, a->cfg->namespace_, a->cfg->cluster, a->cfg->ttl_ms, a->cfg->tick_ms);
+    schedule(a, STEP_START, 0);
+    return 0;
+}
+
+void agent_stop(struct agent *a)
+{
+    if (a->stopping || a->stopped)
+        return;
+    a->stopping = true;
+    atomic_store(&a->cancel, true);
+    log_info(COMP, "stopping: fast shutdown, then releasing the session");
+    if (!a->step_busy)
+        schedule(a, STEP_STOP, 0);
+}
+
+void agent_free(struct agent *a)
+{
+    if (a == NULL)
+        return;
+    if (a->engine_ok)
+        pg_engine_release(&a->engine);
+    dcs_client_release(&a->dcs);
+    dcs_client_release(&a->dcs_ka);
+    dcs_client_release(&a->dcs_watch);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd);
+    free(a);
+}

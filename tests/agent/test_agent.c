@@ -1,0 +1,792 @@
+/* test_agent.c - reeve-agent end to end.
+ *
+ * The reconciler side (DCS, agent API on httpd) runs in this process on a
+ * libuv loop on the main thread, listening on 127.0.0.1:0; the scenario
+ * runs in a second thread. Two
+ * reeve-agent processes (REEVE_AGENT_BIN) run node-a on 127.0.20.1 and
+ * node-b on 127.0.20.2, each with its own data, socket and state dirs under
+ * /tmp/reeve-agent-test-XXXXXX; as root the servers run as the postgres
+ * user. The test watches the DCS through an observer node's agent token:
+ * exactly one node leads, the other streams from it, a row written on the
+ * primary reaches the replica; then the primary's server is killed and its
+ * agent frozen, and the replica must take the leader key, promote and take
+ * writes while the old primary takes none. Before that the reconciler
+ * freezes for two TTLs: the primary must fence itself in time. After it,
+ * the old primary's agent restarts and rejoins by rewind, and a graceful
+ * stop of the new primary hands leadership back.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "agentapi.h"
+#include "config.h"
+#include "dcs.h"
+#include "dcs_client.h"
+#include "engine_pg.h"
+#include "httpd.h"
+
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+#define TTL_MS 3000
+#define BOOT_WAIT_MS 60000
+#define FAILOVER_WAIT_MS 30000
+#define REPL_WAIT_MS 20000
+
+struct recon {
+    uv_loop_t loop;
+    struct httpd *h;
+    struct dcs *dcs;
+    struct agentapi *api;
+    uv_async_t stop;
+    uv_async_t hang;
+    int hang_ms;
+    uint16_t port;
+    bool started; /* handles exist: run the loop with stop to close them */
+    bool closed;
+};
+
+struct node {
+    const char *name;
+    char addr[32];
+    char data[256];
+    char sock[256];
+    char state[256];
+    char cfg[256];
+    char log[256];
+    pid_t pid;
+    struct pg_engine e;
+    bool engine_ok;
+};
+
+struct fixture {
+    char base[64];
+    int port;
+    struct recon r;
+    struct dcs_client obs;
+    struct node a, b;
+    char tok[3][AGENTAPI_TOKEN_HEX_SIZE];
+    pthread_t thread;
+    char failure[512]; /* set by the scenario thread */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* --- the reconciler side --- */
+
+static int64_t loop_clock(void *payload)
+{
+    return (int64_t)uv_now(payload);
+}
+
+static void on_httpd_closed(void *payload)
+{
+    struct recon *r = payload;
+    r->closed = true;
+}
+
+static void on_api_closed(void *payload)
+{
+    struct recon *r = payload;
+    httpd_close(r->h, on_httpd_closed, r);
+}
+
+static void on_stop(uv_async_t *as)
+{
+    struct recon *r = as->data;
+    uv_close((uv_handle_t *)as, NULL);
+    uv_close((uv_handle_t *)&r->hang, NULL);
+    if (r->api != NULL)
+        agentapi_close(r->api, on_api_closed, r);
+    else if (r->h != NULL)
+        httpd_close(r->h, on_httpd_closed, r);
+}
+
+/* The reconciler hangs (its loop stops) for hang_ms: nobody's keepalive is
+ * heard, and when it wakes every session is past its deadline. */
+static void on_hang(uv_async_t *as)
+{
+    struct recon *r = as->data;
+    sleep_ms(r->hang_ms);
+}
+
+/* Issue the tokens before the loop runs (the DCS is single-threaded). The
+ * loop then runs on the test's main thread (libh2o keeps per-thread
+ * memory pools that only the main thread's exit releases cleanly), while
+ * the scenario runs in a thread of its own. */
+static void recon_start(struct recon *r, char tok[][AGENTAPI_TOKEN_HEX_SIZE],
+                        const char *const *nodes, size_t n)
+{
+    struct rv_error err = {0};
+    struct httpd_config hc = {.listen = "127.0.0.1:0"};
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    uv_async_init(&r->loop, &r->stop, on_stop);
+    r->stop.data = r;
+    uv_async_init(&r->loop, &r->hang, on_hang);
+    r->hang.data = r;
+    r->started = true;
+    if (dcs_open(&r->dcs, NULL, loop_clock, &r->loop, &err) != 0)
+        fail_msg("dcs_open: %s", err.msg);
+    if (httpd_new(&r->h, &r->loop, &hc, &err) != 0)
+        fail_msg("httpd_new: %s", err.msg);
+    r->port = httpd_port(r->h);
+    if (agentapi_new(&r->api, &r->loop, r->h, r->dcs, NULL, NULL, &err) != 0)
+        fail_msg("agentapi_new: %s", err.msg);
+    for (size_t i = 0; i < n; i++)
+        if (agentapi_registration_issue(tok[i], r->dcs, "test", "pg", nodes[i], &err) != 0)
+            fail_msg("issue: %s", err.msg);
+}
+
+/* Run the loop until the stop async closes everything, then free. */
+static void recon_run_and_free(struct recon *r)
+{
+    if (!r->started)
+        return;
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    r->started = false;
+    agentapi_free(r->api);
+    dcs_free(r->dcs);
+    if (uv_loop_close(&r->loop) != 0)
+        fprintf(stderr, "the reconciler's loop still has handles\n");
+}
+
+/* --- nodes --- */
+
+static bool have_pg(void)
+{
+    return access(PG_BIN "/initdb", X_OK) == 0;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void node_prepare(struct fixture *f, struct node *n, const char *name, const char *addr,
+                         const char *reg)
+{
+    char tokpath[300], text[2048];
+    n->name = name;
+    snprintf(n->addr, sizeof n->addr, "%s", addr);
+    snprintf(n->data, sizeof n->data, "%s/%s-data", f->base, name);
+    snprintf(n->sock, sizeof n->sock, "%s/%s-sock", f->base, name);
+    snprintf(n->state, sizeof n->state, "%s/%s-state", f->base, name);
+    snprintf(n->cfg, sizeof n->cfg, "%s/%s.yaml", f->base, name);
+    snprintf(n->log, sizeof n->log, "%s/%s-agent.log", f->base, name);
+    snprintf(tokpath, sizeof tokpath, "%s/%s.token", f->base, name);
+    write_text(tokpath, reg);
+    snprintf(text, sizeof text,
+             "node: %s\n"
+             "cluster: test/pg\n"
+             "reconciler: http://127.0.0.1:%u/\n"
+             "registration_token: file:%s\n"
+             "state_dir: %s\n"
+             "ttl_ms: %d\n"
+             "tick_ms: 300\n"
+             "engine:\n"
+             "  type: postgresql\n"
+             "  bin_dir: %s\n"
+             "  data_dir: %s\n"
+             "  socket_dir: %s\n"
+             "  listen_address: %s\n"
+             "  port: %d\n"
+             "  superuser: reeve\n"
+             "  replication_password: env:REEVE_TEST_REPL_PASSWORD\n"
+             "  os_user: postgres\n"
+             "  no_sync: true\n"
+             "  parameters:\n"
+             "    wal_retrieve_retry_interval: 200ms\n",
+             name, (unsigned)f->r.port, tokpath, n->state, TTL_MS, PG_BIN, n->data, n->sock, addr,
+             f->port);
+    write_text(n->cfg, text);
+    struct pg_engine_config pc = {
+        .bin_dir = PG_BIN,
+        .data_dir = n->data,
+        .socket_dir = n->sock,
+        .listen_address = addr,
+        .port = f->port,
+        .superuser = "reeve",
+        .replication_user = "replicator",
+        .replication_password = "x",
+        .application_name = name,
+        .os_user = geteuid() == 0 ? "postgres" : NULL,
+    };
+    struct rv_error err = {0};
+    if (pg_engine_init(&n->e, &pc, &err) != 0)
+        fail_msg("engine init %s: %s", name, err.msg);
+    n->engine_ok = true;
+}
+
+/* The registration token is used once: delete it and its line from the
+ * configuration, so a restart must use the saved agent token. */
+static bool drop_registration(struct fixture *f, const struct node *n)
+{
+    char tokpath[300], text[4096], line[512];
+    size_t len = 0;
+    FILE *in = fopen(n->cfg, "r");
+    if (in == NULL)
+        return false;
+    text[0] = '\0';
+    while (fgets(line, sizeof line, in) != NULL)
+        if (strncmp(line, "registration_token:", 19) != 0 && len + strlen(line) < sizeof text)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s", line);
+    fclose(in);
+    FILE *out = fopen(n->cfg, "w");
+    if (out == NULL)
+        return false;
+    fputs(text, out);
+    snprintf(tokpath, sizeof tokpath, "%s/%s.token", f->base, n->name);
+    return fclose(out) == 0 && unlink(tokpath) == 0;
+}
+
+static bool node_spawn(struct node *n)
+{
+    const char *bin = getenv("REEVE_AGENT_BIN");
+    if (bin == NULL)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        FILE *lf = freopen(n->log, "a", stderr);
+        if (lf == NULL)
+            _exit(126);
+        dup2(fileno(stderr), STDOUT_FILENO);
+        execl(bin, "reeve-agent", "-c", n->cfg, "--log-level", "debug", (char *)NULL);
+        _exit(127);
+    }
+    n->pid = pid;
+    return true;
+}
+
+/* Wait up to ms for pid to exit; kill it after. Returns its status. */
+static int node_reap(struct node *n, int ms)
+{
+    int status = -1;
+    if (n->pid <= 0)
+        return 0;
+    int64_t deadline = now_ms() + ms;
+    while (waitpid(n->pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(n->pid, SIGKILL);
+            waitpid(n->pid, &status, 0);
+            break;
+        }
+        sleep_ms(50);
+    }
+    n->pid = 0;
+    return status;
+}
+
+static PGconn *node_connect(const struct node *n, int port)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    const char *const k[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
+    const char *const v[] = {n->sock, p, "reeve", "postgres", "2", NULL};
+    PGconn *c = PQconnectdbParams(k, v, 0);
+    if (PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Run q; first value to out. False on any error (quietly). */
+static bool sql(const struct node *n, int port, const char *q, char *out, size_t cap)
+{
+    PGconn *c = node_connect(n, port);
+    bool ok = false;
+    if (c == NULL)
+        return false;
+    PGresult *r = PQexec(c, q);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        ok = true;
+        if (out != NULL)
+            snprintf(out, cap, "%s",
+                     st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    }
+    PQclear(r);
+    PQfinish(c);
+    return ok;
+}
+
+static bool wait_value(const struct node *n, int port, const char *q, const char *want, int ms)
+{
+    char got[256] = "";
+    int64_t deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        if (sql(n, port, q, got, sizeof got) && strcmp(got, want) == 0)
+            return true;
+        sleep_ms(100);
+    }
+    return false;
+}
+
+/* The value of key (a JSON object) through the observer, or NULL. */
+static json_t *dcs_value(struct fixture *f, const char *key)
+{
+    struct rv_error err = {0};
+    json_t *kv = NULL;
+    if (dcs_client_get(&kv, NULL, &f->obs, key, &err) != 0) {
+        fprintf(stderr, "observer get %s: %s\n", key, err.msg);
+        return NULL;
+    }
+    json_t *v = kv != NULL ? json_incref(json_object_get(kv, "value")) : NULL;
+    json_decref(kv);
+    return v;
+}
+
+/* Wait until the leader key names a node (other than not_node when given). */
+static bool wait_leader(struct fixture *f, const char *not_node, char *out, size_t cap, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        json_t *v = dcs_value(f, "/clusters/test/pg/leader");
+        const char *n = json_string_value(json_object_get(v, "node"));
+        bool ok = n != NULL && (not_node == NULL || strcmp(n, not_node) != 0);
+        if (ok)
+            snprintf(out, cap, "%s", n);
+        json_decref(v);
+        if (ok)
+            return true;
+        sleep_ms(100);
+    }
+    return false;
+}
+
+static bool wait_node(struct fixture *f, const char *node, const char *role, bool streaming, int ms)
+{
+    char key[128];
+    snprintf(key, sizeof key, "/clusters/test/pg/nodes/%s", node);
+    int64_t deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        json_t *v = dcs_value(f, key);
+        const char *r = json_string_value(json_object_get(v, "role"));
+        bool ok = r != NULL && strcmp(r, role) == 0 &&
+                  json_is_true(json_object_get(v, "healthy")) &&
+                  (!streaming || json_is_true(json_object_get(v, "streaming")));
+        json_decref(v);
+        if (ok)
+            return true;
+        sleep_ms(100);
+    }
+    return false;
+}
+
+static void dump_log(const struct node *n)
+{
+    char line[1024];
+    FILE *lf = fopen(n->log, "r");
+    if (lf == NULL)
+        return;
+    fprintf(stderr, "--- %s agent log ---\n", n->name);
+    while (fgets(line, sizeof line, lf) != NULL)
+        fputs(line, stderr);
+    fclose(lf);
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static pid_t postmaster_pid(const struct node *n)
+{
+    char path[300], line[32] = "";
+    snprintf(path, sizeof path, "%s/postmaster.pid", n->data);
+    FILE *pf = fopen(path, "r");
+    if (pf == NULL)
+        return -1;
+    if (fgets(line, sizeof line, pf) == NULL)
+        line[0] = '\0';
+    fclose(pf);
+    long v = strtol(line, NULL, 10);
+    return v > 1 ? (pid_t)v : -1;
+}
+
+/* --- the scenario --- */
+
+/* The scenario thread may not use cmocka's assertions (they jump back to
+ * the main thread's frame): it records the first failure and returns. */
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(f->failure, sizeof f->failure, __VA_ARGS__);                                      \
+        return;                                                                                    \
+    } while (0)
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            FAIL("%s:%d: check failed: %s", __FILE__, __LINE__, #cond);                            \
+    } while (0)
+
+static void scenario(struct fixture *f)
+{
+    char leader[64] = "", after[64] = "";
+    struct rv_error err = {0};
+    snprintf(f->obs.url, sizeof f->obs.url, "http://127.0.0.1:%u", (unsigned)f->r.port);
+    if (dcs_client_register(&f->obs, f->tok[2], "test/pg", "observer", "127.0.0.1:1", &err) != 0)
+        FAIL("observer register: %.400s", err.msg);
+
+    int64_t t0 = now_ms();
+    CHECK(node_spawn(&f->a) && node_spawn(&f->b));
+    if (!wait_leader(f, NULL, leader, sizeof leader, BOOT_WAIT_MS))
+        FAIL("no leader within %d ms", BOOT_WAIT_MS);
+    int64_t t_leader = now_ms();
+    struct node *p = strcmp(leader, "node-a") == 0 ? &f->a : &f->b;
+    struct node *r = p == &f->a ? &f->b : &f->a;
+    CHECK(strcmp(leader, "node-a") == 0 || strcmp(leader, "node-b") == 0);
+    if (!wait_node(f, p->name, "primary", false, BOOT_WAIT_MS) ||
+        !wait_node(f, r->name, "replica", true, BOOT_WAIT_MS))
+        FAIL("%s should be a healthy primary and %s a streaming replica", p->name, r->name);
+    int64_t t_replica = now_ms();
+    fprintf(stderr, "leader %s after %lld ms, replica %s streaming after %lld ms\n", p->name,
+            (long long)(t_leader - t0), r->name, (long long)(t_replica - t0));
+    /* The agent token is saved 0600. */
+    char tp[300];
+    struct stat sb;
+    snprintf(tp, sizeof tp, "%s/agent-token", p->state);
+    CHECK(stat(tp, &sb) == 0);
+    CHECK((sb.st_mode & 0777) == 0600);
+
+    /* Replication. */
+    char v[64] = "";
+    CHECK(sql(p, f->port, "SELECT pg_is_in_recovery()", v, sizeof v));
+    CHECK(strcmp(v, "f") == 0);
+    CHECK(sql(r, f->port, "SELECT pg_is_in_recovery()", v, sizeof v));
+    CHECK(strcmp(v, "t") == 0);
+    CHECK(sql(p, f->port, "CREATE TABLE t (x int); INSERT INTO t VALUES (42)", NULL, 0));
+    if (!wait_value(r, f->port, "SELECT max(x) FROM t", "42", REPL_WAIT_MS))
+        FAIL("the row did not reach the replica %s", r->name);
+    /* A replica refuses writes. */
+    CHECK(!sql(r, f->port, "INSERT INTO t VALUES (1)", NULL, 0));
+
+    /* Fencing: the reconciler hangs for two TTLs. The primary cannot renew
+     * its session and must stop taking writes before its key could expire
+     * (one TTL after its last keepalive was heard, so after t_hang + TTL). */
+    f->r.hang_ms = 2 * TTL_MS;
+    int64_t t_hang = now_ms();
+    uv_async_send(&f->r.hang);
+    int64_t last_ok = -1;
+    int writes = 0;
+    while (now_ms() < t_hang + 2 * TTL_MS) {
+        if (sql(p, f->port, "INSERT INTO t VALUES (2)", NULL, 0)) {
+            last_ok = now_ms() - t_hang;
+            writes++;
+        }
+        sleep_ms(20);
+    }
+    fprintf(stderr,
+            "fencing: last write on the old primary %lld ms into the hang (%d writes, "
+            "ttl %d)\n",
+            (long long)last_ok, writes, TTL_MS);
+    CHECK(last_ok < TTL_MS);
+    /* After the hang one node leads and the other follows it. */
+    if (!wait_leader(f, NULL, leader, sizeof leader, FAILOVER_WAIT_MS))
+        FAIL("no leader after the reconciler came back");
+    p = strcmp(leader, "node-a") == 0 ? &f->a : &f->b;
+    r = p == &f->a ? &f->b : &f->a;
+    if (!wait_node(f, p->name, "primary", false, BOOT_WAIT_MS) ||
+        !wait_node(f, r->name, "replica", true, BOOT_WAIT_MS))
+        FAIL("after the hang %s should be a healthy primary and %s a streaming replica", p->name,
+             r->name);
+    fprintf(stderr, "after the hang: %s leads, %s streams, %lld ms after the hang began\n", p->name,
+            r->name, (long long)(now_ms() - t_hang));
+    CHECK(sql(p, f->port, "INSERT INTO t VALUES (44)", NULL, 0));
+    if (!wait_value(r, f->port, "SELECT max(x) FROM t", "44", REPL_WAIT_MS))
+        FAIL("the row did not reach the replica %s after the hang", r->name);
+
+    /* Failover: the primary's server dies and its agent freezes. */
+    pid_t pm = postmaster_pid(p);
+    CHECK(pm > 0);
+    int64_t t_kill = now_ms();
+    CHECK(kill(p->pid, SIGSTOP) == 0);
+    CHECK(kill(pm, SIGKILL) == 0);
+    if (!wait_leader(f, p->name, after, sizeof after, FAILOVER_WAIT_MS))
+        FAIL("no new leader within %d ms of the primary's death", FAILOVER_WAIT_MS);
+    CHECK(strcmp(after, r->name) == 0);
+    int64_t t_key = now_ms();
+    if (!wait_value(r, f->port, "SELECT pg_is_in_recovery()", "f", REPL_WAIT_MS))
+        FAIL("%s was not promoted", r->name);
+    CHECK(sql(r, f->port, "INSERT INTO t VALUES (45)", NULL, 0));
+    int64_t t_write = now_ms();
+    fprintf(stderr, "failover: new leader key after %lld ms, writable after %lld ms (ttl %d)\n",
+            (long long)(t_key - t_kill), (long long)(t_write - t_kill), TTL_MS);
+    CHECK(t_key - t_kill >= TTL_MS / 2);
+    CHECK(wait_node(f, r->name, "primary", false, REPL_WAIT_MS));
+    /* The old primary takes no writes after its key expired. */
+    for (int i = 0; i < 10; i++) {
+        CHECK(!sql(p, f->port, "INSERT INTO t VALUES (0)", NULL, 0));
+        sleep_ms(100);
+    }
+    /* The frozen agent is done. Started again (saved agent token, node
+     * marked as a former primary, a crashed data directory on the old
+     * timeline) it rejoins the new primary by rewind. */
+    kill(p->pid, SIGKILL);
+    node_reap(p, 5000);
+    CHECK(drop_registration(f, p));
+    int64_t t_rejoin = now_ms();
+    CHECK(node_spawn(p));
+    if (!wait_node(f, p->name, "replica", true, BOOT_WAIT_MS))
+        FAIL("the old primary %s did not rejoin as a streaming replica", p->name);
+    if (!wait_value(p, f->port, "SELECT max(x) FROM t", "45", REPL_WAIT_MS))
+        FAIL("the rejoined %s does not see the new primary's write", p->name);
+    fprintf(stderr, "rejoin: %s streams from %s %lld ms after its agent restarted\n", p->name,
+            r->name, (long long)(now_ms() - t_rejoin));
+
+    /* Switchover by a graceful stop: the primary shuts its server down,
+     * then revokes its session; the replica takes over. */
+    int64_t t_stop = now_ms();
+    kill(r->pid, SIGTERM);
+    int st = node_reap(r, 20000);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(!sql(r, f->port, "SELECT 1", NULL, 0));
+    if (!wait_leader(f, r->name, after, sizeof after, FAILOVER_WAIT_MS))
+        FAIL("no new leader after %s stopped", r->name);
+    CHECK(strcmp(after, p->name) == 0);
+    if (!wait_value(p, f->port, "SELECT pg_is_in_recovery()", "f", REPL_WAIT_MS))
+        FAIL("%s was not promoted after %s stopped", p->name, r->name);
+    CHECK(sql(p, f->port, "INSERT INTO t VALUES (46)", NULL, 0));
+    fprintf(stderr, "switchover: %s writable %lld ms after %s was told to stop\n", p->name,
+            (long long)(now_ms() - t_stop), r->name);
+
+    /* The last agent stops; its stop releases the leader key. */
+    kill(p->pid, SIGTERM);
+    st = node_reap(p, 20000);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    json_t *gone = dcs_value(f, "/clusters/test/pg/leader");
+    bool released = gone == NULL;
+    json_decref(gone);
+    CHECK(released);
+    CHECK(!sql(p, f->port, "SELECT 1", NULL, 0));
+}
+
+static void *scenario_main(void *arg)
+{
+    struct fixture *f = arg;
+    scenario(f);
+    uv_async_send(&f->r.stop);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    memset(&f, 0, sizeof f);
+    *state = &f;
+    if (!have_pg() || getenv("REEVE_AGENT_BIN") == NULL)
+        return 0;
+    snprintf(f.base, sizeof f.base, "/tmp/reeve-agent-test-XXXXXX");
+    if (mkdtemp(f.base) == NULL)
+        return -1;
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam("postgres");
+        if (pw == NULL || chown(f.base, pw->pw_uid, pw->pw_gid) != 0)
+            return -1;
+    }
+    chmod(f.base, 0711);
+    f.port = 20000 + (int)(getpid() % 20000);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    struct node *nodes[] = {&f->a, &f->b};
+    bool failed = false;
+    for (size_t i = 0; i < 2; i++) {
+        struct node *n = nodes[i];
+        if (n->pid > 0) {
+            failed = true;
+            kill(n->pid, SIGKILL);
+            node_reap(n, 5000);
+        }
+        if (n->engine_ok) {
+            struct rv_error err = {0};
+            if (pg_engine_stop(&n->e, PG_STOP_IMMEDIATE, &err) != 0)
+                fprintf(stderr, "teardown %s: %s\n", n->name, err.msg);
+            pg_engine_release(&n->e);
+        }
+        if (failed || getenv("REEVE_TEST_VERBOSE") != NULL)
+            dump_log(n);
+    }
+    if (f->r.started) {
+        uv_async_send(&f->r.stop);
+        recon_run_and_free(&f->r);
+    }
+    dcs_client_release(&f->obs);
+    if (f->base[0] && getenv("REEVE_KEEP_TEST_DIRS") == NULL)
+        nftw(f->base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    curl_global_cleanup();
+    return 0;
+}
+
+static void test_bootstrap_and_failover(void **state)
+{
+    struct fixture *f = *state;
+    if (!have_pg() || getenv("REEVE_AGENT_BIN") == NULL) {
+        fprintf(stderr, "skipped: needs PostgreSQL 15 in " PG_BIN " and REEVE_AGENT_BIN\n");
+        skip();
+    }
+    static const char *const nodes[] = {"node-a", "node-b", "observer"};
+    struct rv_error err = {0};
+    recon_start(&f->r, f->tok, nodes, 3);
+    assert_int_equal(dcs_client_init(&f->obs, "http://127.0.0.1:1", 5000, &err), 0);
+    node_prepare(f, &f->a, "node-a", "127.0.20.1", f->tok[0]);
+    node_prepare(f, &f->b, "node-b", "127.0.20.2", f->tok[1]);
+    setenv("REEVE_TEST_REPL_PASSWORD", "r3pl'pass", 1);
+    assert_int_equal(pthread_create(&f->thread, NULL, scenario_main, f), 0);
+    recon_run_and_free(&f->r);
+    pthread_join(f->thread, NULL);
+    assert_true(f->r.closed);
+    if (f->failure[0] != '\0')
+        fail_msg("%s", f->failure);
+}
+
+/* --- configuration --- */
+
+static char *config_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/reeve-agent-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* The printed diagnostics, one per line, as the user sees them. */
+static void diags_text(char *out, size_t cap, const struct diag_list *l)
+{
+    FILE *m = fmemopen(out, cap, "w");
+    assert_non_null(m);
+    diag_list_print(m, l);
+    fclose(m);
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    struct agent_config c;
+    struct diag_list d;
+    char text[4096];
+    setenv("REEVE_TEST_REG", "0123456789abcdef\n", 1);
+    setenv("REEVE_TEST_PW", "secret", 1);
+    char *path = config_file("node: billing-0\n"
+                             "cluster: payments/billing\n"
+                             "reconciler: http://127.0.0.1:7480/\n"
+                             "registration_token: env:REEVE_TEST_REG\n"
+                             "state_dir: /var/lib/reeve-agent\n"
+                             "engine:\n"
+                             "  type: postgresql\n"
+                             "  bin_dir: /usr/lib/postgresql/15/bin\n"
+                             "  data_dir: /var/lib/pg\n"
+                             "  socket_dir: /run/reeve\n"
+                             "  listen_address: 10.0.0.5\n"
+                             "  replication_password: env:REEVE_TEST_PW\n"
+                             "  parameters:\n"
+                             "    work_mem: 4MB\n"
+                             "    hot_standby_feedback: true\n"
+                             "    max_connections: 200\n");
+    diag_list_init(&d);
+    assert_int_equal(agent_config_load(&c, path, &d), 0);
+    assert_string_equal(c.node, "billing-0");
+    assert_string_equal(c.namespace_, "payments");
+    assert_string_equal(c.cluster, "billing");
+    assert_string_equal(c.reconciler_url, "http://127.0.0.1:7480");
+    assert_string_equal(c.registration_token, "0123456789abcdef");
+    assert_string_equal(c.pg.replication_password, "secret");
+    assert_int_equal(c.ttl_ms, RV_AGENT_TTL_DEFAULT_MS);
+    assert_int_equal(c.tick_ms, RV_AGENT_TICK_DEFAULT_MS);
+    assert_int_equal(c.pg.port, 5432);
+    assert_string_equal(c.pg.superuser, "postgres");
+    assert_string_equal(c.pg.replication_user, "replicator");
+    assert_int_equal(c.pg.n_params, 3);
+    assert_string_equal(c.pg.params[1].value, "on");
+    assert_string_equal(c.pg.params[2].value, "200");
+    agent_config_release(&c);
+    diag_list_release(&d);
+    unlink(path);
+
+    path = config_file("node: Billing\n"
+                       "cluster: payments\n"
+                       "reconciler: ftp://x\n"
+                       "registration_token: env:REEVE_TEST_UNSET_VAR\n"
+                       "state_dir: relative\n"
+                       "ttl_ms: 500\n"
+                       "colour: blue\n"
+                       "engine:\n"
+                       "  type: mysql\n"
+                       "  port: 99999\n"
+                       "  replication_password: plain\n");
+    diag_list_init(&d);
+    assert_int_not_equal(agent_config_load(&c, path, &d), 0);
+    diag_list_sort(&d);
+    diags_text(text, sizeof text, &d);
+    static const char *const want[] = {
+        ":1:7: error: node: must be lowercase",
+        ":2:10: error: cluster: must be '<namespace>/<name>'",
+        ":3:13: error: reconciler: must be an http:// or https:// URL",
+        ":4:21: error: registration_token: environment variable 'REEVE_TEST_UNSET_VAR' is not set",
+        ":5:12: error: state_dir: must be an absolute path",
+        ":6:9: error: ttl_ms: must be between 2000 and 120000 (got 500)",
+        ":7:1: error: colour: unknown field",
+        ":9:9: error: engine.type: must be 'postgresql'",
+        ":9:3: error: engine.bin_dir: required field is missing",
+        ":10:9: error: engine.port: must be between 1 and 65535 (got 99999)",
+        ":11:25: error: engine.replication_password: a secret reference is",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (strstr(text, want[i]) == NULL)
+            fail_msg("missing diagnostic '%s' in:\n%s", want[i], text);
+    assert_null(strstr(text, "plain"));
+    diag_list_release(&d);
+    unlink(path);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test_setup_teardown(test_bootstrap_and_failover, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
