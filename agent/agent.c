@@ -195,11 +195,23 @@ static void lsn_text(char *out, size_t cap, uint64_t lsn)
     snprintf(out, cap, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
 }
 
-static json_t *leader_value(const struct agent *a, uint32_t timeline)
+/* The leader key. A replica that wins the race takes the key before it
+ * promotes (the key is the lock), so `ready` says whether the server behind
+ * it is a writable primary yet: followers must not clone from or rewind
+ * against a server still on the old timeline. */
+static json_t *leader_value(const struct agent *a, uint32_t timeline, bool ready)
 {
-    return json_pack("{s:s,s:s,s:i,s:I}", "node", a->cfg->node, "address",
+    return json_pack("{s:s,s:s,s:i,s:I,s:b}", "node", a->cfg->node, "address",
                      a->cfg->pg.listen_address, "port", a->cfg->pg.port, "timeline",
-                     (json_int_t)timeline);
+                     (json_int_t)timeline, "ready", ready);
+}
+
+/* A key without `ready` comes from an agent that publishes it only once
+ * promoted, so absence means ready. */
+static bool leader_ready(json_t *kv)
+{
+    json_t *r = json_object_get(json_object_get(kv, "value"), "ready");
+    return r == NULL || json_is_true(r);
 }
 
 static json_t *node_value(const struct agent *a, enum role r, const struct pg_status *st)
@@ -387,7 +399,7 @@ static void bootstrap_primary(struct step *s)
     rc = pg_engine_status(&a->engine, 0, &st, &s->err);
     if (rc != 0)
         goto out_unlock;
-    lv = leader_value(a, st.timeline);
+    lv = leader_value(a, st.timeline, true);
     state = json_pack("{s:b,s:s}", "initialized", 1, "by", a->cfg->node);
     if (lv == NULL || state == NULL) {
         rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
@@ -447,7 +459,7 @@ static void race(struct step *s, const char *marker)
         s->outcome = OUT_WAIT;
         goto out;
     }
-    lv = leader_value(a, st.timeline);
+    lv = leader_value(a, st.timeline, !st.in_recovery);
     if (lv == NULL) {
         rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
         goto out;
@@ -473,7 +485,7 @@ static void race(struct step *s, const char *marker)
         goto out;
     }
     json_decref(lv);
-    lv = leader_value(a, st.timeline);
+    lv = leader_value(a, st.timeline, true);
     if (lv == NULL) {
         rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
         goto out;
@@ -510,6 +522,13 @@ static void follow(struct step *s, json_t *kv, const char *marker)
     }
     if (strcmp(node, a->cfg->node) == 0) {
         /* My key from an earlier session: wait until it expires. */
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    if (!leader_ready(kv)) {
+        /* pg_rewind against a server still on the old timeline finds nothing
+         * to do, and the node would then never stream from the new one. */
+        log_info(COMP, "leader '%s' is still promoting; waiting", node);
         s->outcome = OUT_WAIT;
         goto out;
     }

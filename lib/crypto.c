@@ -124,7 +124,7 @@ int crypto_hex_encode(char *out, size_t out_size, const void *data, size_t len)
     return 0;
 }
 
-static int hex_value(char c)
+int crypto_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -148,8 +148,8 @@ int crypto_hex_decode(void *out, size_t *out_len, size_t out_cap, const char *he
     if (hex_len / 2 > out_cap)
         return RV_EINVAL;
     for (size_t i = 0; i < hex_len; i += 2) {
-        int hi = hex_value(hex[i]);
-        int lo = hex_value(hex[i + 1]);
+        int hi = crypto_hex_digit(hex[i]);
+        int lo = crypto_hex_digit(hex[i + 1]);
         if (hi < 0 || lo < 0)
             return RV_EPARSE;
         o[i / 2] = (uint8_t)((hi << 4) | lo);

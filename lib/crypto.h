@@ -50,6 +50,8 @@ int crypto_hex_encode(char *out, size_t out_size, const void *data, size_t len);
 /* Strict hex decode: an even number of [0-9a-fA-F], nothing else. Writes
  * hex_len / 2 bytes to out (needs out_cap of at least that) and the count to
  * *out_len. RV_EPARSE for bad input, RV_EINVAL when out is too small. */
+/* The value of one hex digit (either case), or -1. */
+int crypto_hex_digit(char c);
 int crypto_hex_decode(void *out, size_t *out_len, size_t out_cap, const char *hex, size_t hex_len);
 
 /* Standard base64 (RFC 4648 section 4, '+' '/' and '=' padding), NUL-terminated;

@@ -577,4 +577,35 @@ _Static_assert(RV_AGENT_TTL_DEFAULT_MS >= RV_AGENT_TTL_MIN_MS &&
                    RV_AGENT_TTL_DEFAULT_MS <= RV_AGENT_TTL_MAX_MS, "default ttl in range");
 _Static_assert(RV_AGENT_NAME_MAX <= RV_PG_NAME_MAX, "a node name is an application_name");
 
+/* --- local provider (providers/local/): PostgreSQL instances on this machine --- */
+/* Instances one provider keeps: each is a PostgreSQL server and an agent on
+ * this machine, and has one loopback address. */
+#define RV_LOCAL_INSTANCES_MAX 64
+/* Idempotency keys remembered; keys of deleted instances go first. */
+#define RV_LOCAL_KEYS_MAX 4096
+/* The state file (instances, keys); read whole at start. */
+#define RV_LOCAL_STATE_FILE_MAX (16 * 1024 * 1024)
+/* The image catalog file (REEVE_LOCAL_IMAGES). */
+#define RV_LOCAL_IMAGES_FILE_MAX (64 * 1024)
+/* Entries in the image catalog (engine versions). */
+#define RV_LOCAL_IMAGES_MAX 64
+/* Paths the provider builds: root, instance directories, binaries. */
+#define RV_LOCAL_PATH_MAX 1024
+/* A secret given on create (registration token, replication password). */
+#define RV_LOCAL_SECRET_MAX 4096
+/* The port PostgreSQL listens on at each instance's own address. */
+#define RV_LOCAL_DB_PORT 5432
+/* Delete: how long the agent has for its fast shutdown before SIGKILL. */
+#define RV_LOCAL_STOP_WAIT_MS 20000
+/* Delete: how long `pg_ctl stop -m immediate` may take for a leftover server. */
+#define RV_LOCAL_PG_STOP_WAIT_MS 10000
+/* Create: how long the detached agent's start may take to report exec. */
+#define RV_LOCAL_SPAWN_WAIT_MS 5000
+
+_Static_assert(RV_LOCAL_INSTANCES_MAX <= 254, "every instance gets an address in one /24");
+_Static_assert(RV_LOCAL_KEYS_MAX >= 4 * RV_LOCAL_INSTANCES_MAX, "keys outlive their instances");
+_Static_assert(RV_LOCAL_PATH_MAX <= RV_PATH_MAX, "a local path is a path");
+_Static_assert(RV_LOCAL_STOP_WAIT_MS + RV_LOCAL_PG_STOP_WAIT_MS < RV_PROVIDER_DEADLINE_MAX_MS,
+               "a delete fits in the longest deadline");
+
 #endif

@@ -222,17 +222,6 @@ static void on_timer(uv_timer_t *t)
 
 /* --- request parsing --- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Find name in a query string and percent-decode its value into out.
  * Returns 1 when found, 0 when absent, RV_EINVAL when malformed or long. */
 static int query_get(char *out, size_t cap, const char *query, const char *name)
@@ -248,9 +237,9 @@ static int query_get(char *out, size_t cap, const char *query, const char *name)
             for (const char *s = p + nlen + 1; s < end; s++) {
                 int c = (unsigned char)*s;
                 if (c == '%') {
-                    if (end - s < 3 || hexval(s[1]) < 0 || hexval(s[2]) < 0)
+                    if (end - s < 3 || crypto_hex_digit(s[1]) < 0 || crypto_hex_digit(s[2]) < 0)
                         return RV_EINVAL;
-                    c = hexval(s[1]) * 16 + hexval(s[2]);
+                    c = crypto_hex_digit(s[1]) * 16 + crypto_hex_digit(s[2]);
                     s += 2;
                 }
                 if (c == 0 || o + 1 >= cap)
@@ -427,7 +416,7 @@ static int bearer(char out[AGENTAPI_TOKEN_HEX_SIZE], const struct httpd_req *req
         return RV_EAUTH;
     }
     for (size_t i = 0; i < n; i++) {
-        if (hexval(h[i]) < 0) {
+        if (crypto_hex_digit(h[i]) < 0) {
             *why = "malformed token";
             return RV_EAUTH;
         }
@@ -735,7 +724,7 @@ static void h_register(struct httpd_req *req, void *payload)
     if (prev != NULL) {
         json_t *pj = json_loadb(prev->value, prev->value_len, 0, NULL);
         const char *old = json_string_value(json_object_get(pj, "token_sha256"));
-        if (old != NULL && strlen(old) == CRYPTO_SHA256_HEX_SIZE - 1) {
+        if (old != NULL && strlen(old) == CRYPTO_SHA256_HEX_SIZE - 1 && strcmp(old, digest) != 0) {
             snprintf(old_tok_key, sizeof(old_tok_key), "%s%s", TOKEN_PREFIX, old);
             ops[nops++] = (struct dcs_op){.type = DCS_OP_DELETE, .key = old_tok_key};
         }
@@ -767,9 +756,34 @@ out:
     json_decref(rec);
 }
 
+static int registration_put(char out[AGENTAPI_TOKEN_HEX_SIZE], const char *given, struct dcs *dcs,
+                            const char *namespace_, const char *cluster, const char *node,
+                            struct rv_error *err);
+
 int agentapi_registration_issue(char out[AGENTAPI_TOKEN_HEX_SIZE], struct dcs *dcs,
                                 const char *namespace_, const char *cluster, const char *node,
                                 struct rv_error *err)
+{
+    return registration_put(out, NULL, dcs, namespace_, cluster, node, err);
+}
+
+int agentapi_registration_issue_token(const char *token, struct dcs *dcs, const char *namespace_,
+                                      const char *cluster, const char *node, struct rv_error *err)
+{
+    char out[AGENTAPI_TOKEN_HEX_SIZE];
+    size_t len = strlen(token);
+    if (len != AGENTAPI_TOKEN_HEX_SIZE - 1 || strspn(token, "0123456789abcdef") != len)
+        return rv_error_set(err, RV_EINVAL, false,
+                            "a registration token is %d lowercase hex digits",
+                            AGENTAPI_TOKEN_HEX_SIZE - 1);
+    int rc = registration_put(out, token, dcs, namespace_, cluster, node, err);
+    crypto_wipe(out, sizeof(out));
+    return rc;
+}
+
+static int registration_put(char out[AGENTAPI_TOKEN_HEX_SIZE], const char *given, struct dcs *dcs,
+                            const char *namespace_, const char *cluster, const char *node,
+                            struct rv_error *err)
 {
     uint8_t raw[RV_AGENTAPI_TOKEN_BYTES];
     char digest[CRYPTO_SHA256_HEX_SIZE];
@@ -788,9 +802,14 @@ int agentapi_registration_issue(char out[AGENTAPI_TOKEN_HEX_SIZE], struct dcs *d
         rc = rv_error_set(err, RV_EINVAL, false, "'%.128s' is not a valid node name", node);
         goto out;
     }
-    rc = crypto_random(raw, sizeof(raw));
-    if (rc == 0)
-        rc = crypto_hex_encode(out, AGENTAPI_TOKEN_HEX_SIZE, raw, sizeof(raw));
+    if (given != NULL) {
+        memcpy(out, given, AGENTAPI_TOKEN_HEX_SIZE);
+        rc = 0;
+    } else {
+        rc = crypto_random(raw, sizeof(raw));
+        if (rc == 0)
+            rc = crypto_hex_encode(out, AGENTAPI_TOKEN_HEX_SIZE, raw, sizeof(raw));
+    }
     if (rc == 0)
         rc = crypto_sha256_hex(digest, out, strlen(out));
     if (rc < 0) {
@@ -817,7 +836,7 @@ int agentapi_registration_issue(char out[AGENTAPI_TOKEN_HEX_SIZE], struct dcs *d
     if (prev != NULL) {
         j = json_loadb(prev->value, prev->value_len, 0, NULL);
         const char *old = json_string_value(json_object_get(j, "sha256"));
-        if (old != NULL && strlen(old) == CRYPTO_SHA256_HEX_SIZE - 1) {
+        if (old != NULL && strlen(old) == CRYPTO_SHA256_HEX_SIZE - 1 && strcmp(old, digest) != 0) {
             snprintf(old_key, sizeof(old_key), "%s%s", REG_PREFIX, old);
             ops[nops++] = (struct dcs_op){.type = DCS_OP_DELETE, .key = old_key};
         }

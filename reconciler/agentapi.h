@@ -85,4 +85,11 @@ int agentapi_registration_issue(char out[AGENTAPI_TOKEN_HEX_SIZE], struct dcs *d
                                 const char *namespace_, const char *cluster, const char *node,
                                 struct rv_error *err);
 
+/* The same with a token the caller chose (AGENTAPI_TOKEN_HEX_SIZE - 1
+ * lowercase hex digits): issuing the same token again for the same node
+ * makes it usable again, so a token derived from an idempotency key
+ * survives a crash between issuing it and its batch being written. */
+int agentapi_registration_issue_token(const char *token, struct dcs *dcs, const char *namespace_,
+                                      const char *cluster, const char *node, struct rv_error *err);
+
 #endif

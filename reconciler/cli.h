@@ -12,5 +12,6 @@ struct cli_command {
 int cmd_validate(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

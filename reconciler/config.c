@@ -54,7 +54,27 @@ void config_release(struct config *c)
     free(c->forge.repository);
     free_secret(&c->forge.token);
     free_secret(&c->forge.webhook_secret);
+    free(c->agent_url);
+    for (size_t i = 0; i < c->nproviders; i++) {
+        struct config_provider *p = &c->providers[i];
+        free(p->name);
+        for (size_t j = 0; p->argv != NULL && p->argv[j] != NULL; j++)
+            free(p->argv[j]);
+        free(p->argv);
+        for (size_t j = 0; j < p->nenv; j++)
+            free_secret(&p->env[j]);
+        free(p->env);
+    }
+    free(c->providers);
     config_init(c);
+}
+
+const struct config_provider *config_provider_find(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nproviders; i++)
+        if (strcmp(c->providers[i].name, name) == 0)
+            return &c->providers[i];
+    return NULL;
 }
 
 const char *config_forge_name(const struct config *c)
@@ -288,6 +308,79 @@ static char *secret_at(struct conv *cv, const struct doc_node *map, const char *
     return NULL;
 }
 
+/* A command word or environment value that names a relative path ("./x",
+ * "../x", or a command with a '/' in it) is resolved against the file's
+ * directory; anything else is kept as written. */
+static char *resolve_if_path(struct conv *cv, const char *s, bool command)
+{
+    bool rel = strncmp(s, "./", 2) == 0 || strncmp(s, "../", 3) == 0 ||
+               (command && s[0] != '/' && strchr(s, '/') != NULL);
+    return rel ? resolve_path(cv, s) : dup_or_fail(cv, s);
+}
+
+static void convert_providers(struct config *c, struct conv *cv, const struct doc_node *seq)
+{
+    if (seq == NULL || seq->kind != DOC_SEQ)
+        return;
+    size_t n = seq->u.seq.len;
+    c->providers = calloc(n ? n : 1, sizeof(*c->providers));
+    if (c->providers == NULL) {
+        cv->rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n && cv->rc == 0; i++) {
+        const struct doc_node *pn = seq->u.seq.items[i];
+        const char *name = str_at(pn, "name");
+        if (name == NULL)
+            continue;
+        struct config_provider *p = &c->providers[c->nproviders++];
+        p->name = dup_or_fail(cv, name);
+        for (size_t j = 0; j + 1 < c->nproviders; j++)
+            if (strcmp(c->providers[j].name, name) == 0)
+                bad(cv, doc_map_get(pn, "name"), "providers[].name",
+                    "provider '%s' is configured twice; give each provider one entry", name);
+        const struct doc_node *cmd = doc_map_get(pn, "command");
+        if (cmd != NULL && cmd->kind == DOC_SEQ && cmd->u.seq.len > 0) {
+            p->argv = calloc(cmd->u.seq.len + 1, sizeof(*p->argv));
+            if (p->argv == NULL) {
+                cv->rc = RV_ENOMEM;
+                return;
+            }
+            for (size_t j = 0; j < cmd->u.seq.len; j++) {
+                const struct doc_node *w = cmd->u.seq.items[j];
+                if (w->kind == DOC_STRING)
+                    p->argv[j] = j == 0 ? resolve_if_path(cv, w->u.str.s, true)
+                                        : dup_or_fail(cv, w->u.str.s);
+                else
+                    p->argv[j] = dup_or_fail(cv, "");
+            }
+        }
+        const struct doc_node *env = doc_map_get(pn, "env");
+        if (env != NULL && env->kind == DOC_MAP && env->u.map.len > 0) {
+            p->env = calloc(env->u.map.len + 1, sizeof(*p->env));
+            if (p->env == NULL) {
+                cv->rc = RV_ENOMEM;
+                return;
+            }
+            for (size_t j = 0; j < env->u.map.len; j++) {
+                const struct doc_pair *kv = &env->u.map.items[j];
+                if (kv->value->kind != DOC_STRING)
+                    continue;
+                char *v = resolve_if_path(cv, kv->value->u.str.s, false);
+                struct buf b = BUF_INIT;
+                if (v == NULL || buf_printf(&b, "%s=%s", kv->key->u.str.s, v) != 0) {
+                    cv->rc = RV_ENOMEM;
+                    free(v);
+                    buf_release(&b);
+                    return;
+                }
+                free(v);
+                p->env[p->nenv++] = buf_detach(&b);
+            }
+        }
+    }
+}
+
 static void convert(struct config *c, struct conv *cv, const struct doc_node *root)
 {
     const struct doc_node *n, *log = doc_map_get(root, "log");
@@ -429,6 +522,27 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
             "shorter or equal",
             c->ticks.fast_s, c->ticks.base_s);
     }
+
+    /* agentURL, providers, limits, agent */
+    s = str_at(root, "agentURL");
+    if (s != NULL && (c->agent_url = dup_or_fail(cv, s)) != NULL) {
+        size_t len = strlen(c->agent_url);
+        while (len > 0 && c->agent_url[len - 1] == '/')
+            c->agent_url[--len] = '\0';
+    }
+    convert_providers(c, cv, doc_map_get(root, "providers"));
+    const struct doc_node *limits = doc_map_get(root, "limits");
+    c->limits.max_concurrent = (int)int_at(limits, "maxConcurrentActions", 0);
+    c->limits.per_provider = (int)int_at(limits, "perProvider", 0);
+    c->limits.per_cluster = (int)int_at(limits, "perCluster", 0);
+    const struct doc_node *agent = doc_map_get(root, "agent");
+    c->agent.ttl_ms = (unsigned)int_at(agent, "ttlMs", 3000);
+    c->agent.tick_ms = (unsigned)int_at(agent, "tickMs", 300);
+    if (c->agent.tick_ms * 2 > c->agent.ttl_ms)
+        bad(cv, doc_map_get(agent, "tickMs"), "agent.tickMs",
+            "the agent's tick (%ums) must be at most half its TTL (%ums), or a healthy node's "
+            "report expires between ticks; shorten tickMs or lengthen ttlMs",
+            c->agent.tick_ms, c->agent.ttl_ms);
 }
 
 int config_parse(struct config *c, const char *path, const char *data, size_t len,

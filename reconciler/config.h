@@ -54,7 +54,34 @@ struct config {
         unsigned base_s;
         unsigned fast_s;
     } ticks;
+
+    char *agent_url; /* where agents reach the agent API; NULL: the public URL */
+
+    /* providers: the executables reeve starts and speaks PROTOCOL.md to */
+    struct config_provider {
+        char *name;
+        char **argv; /* NULL-terminated; NULL: the default for the name (serve) */
+        char **env;  /* NULL-terminated "NAME=value" additions; NULL when none */
+        size_t nenv;
+    } * providers;
+    size_t nproviders;
+
+    /* control rods of the executor; 0: the default from limits.h */
+    struct {
+        int max_concurrent;
+        int per_provider;
+        int per_cluster;
+    } limits;
+
+    /* passed to every agent's configuration */
+    struct {
+        unsigned ttl_ms;
+        unsigned tick_ms;
+    } agent;
 };
+
+/* The provider named name, or NULL. */
+const struct config_provider *config_provider_find(const struct config *c, const char *name);
 
 void config_init(struct config *c);
 /* Free what c holds, wiping secrets first; c is left initialised. */

@@ -11,6 +11,8 @@ static const struct cli_command commands[] = {
     {"plan", "show the actions that would make the fleet match the specs; exit 0/1/2", cmd_plan},
     {"serve", "run the GitOps loop: webhooks, statuses on pull requests, plan pages",
      cmd_serve},
+    {"status", "show what a running reeve sees: nodes, lag, apply outcome, pending actions",
+     cmd_status},
 };
 
 static void usage(FILE *out)

@@ -1065,14 +1065,11 @@ static void plan_deleted(struct cplan *cp)
                          "cannot be ruled out; restore the spec with deletionProtection: "
                          "false, apply that, then delete the spec",
                          cp->key);
+    /* Without a backup destination there is nowhere to put a final backup;
+     * with deletionProtection false the user has opted out of keeping the
+     * data, so the plan says plainly that none will be taken. */
     bool have_backup =
         (cp->facts && cp->facts->backup_digest) || (cp->prev && cp->prev->backup.enabled);
-    if (rc == 0 && why.len == 0 && bootstrapped && !have_backup)
-        rc |= buf_printf(&why,
-                         "no backup destination is configured for '%s' and a final backup is "
-                         "required; restore the spec with a backup section, apply it, then "
-                         "delete the spec",
-                         cp->key);
     if (rc) {
         cp->rc = rv_error_set(cp->err, RV_ENOMEM, false, "out of memory");
         goto out;
@@ -1083,10 +1080,16 @@ static void plan_deleted(struct cplan *cp)
         char last[OBSERVED_TIME_LEN] = "never";
         if (cp->facts && cp->facts->last_backup)
             observed_time_format(last, cp->facts->last_backup);
-        fb = act(cp, PLAN_FINAL_BACKUP, src->name, PLAN_CHANGE_NONE, ids.data,
-                 "spec deleted: take a full backup of '%s' before its instances go; last "
-                 "backup %s",
-                 cp->key, last);
+        if (have_backup)
+            fb = act(cp, PLAN_FINAL_BACKUP, src->name, PLAN_CHANGE_NONE, ids.data,
+                     "spec deleted: take a full backup of '%s' before its instances go; last "
+                     "backup %s",
+                     cp->key, last);
+        else
+            fb = act(cp, PLAN_FINAL_BACKUP, src->name, PLAN_CHANGE_NONE, ids.data,
+                     "spec deleted: no backup destination was configured for '%s', so no "
+                     "final backup is taken; its data goes with its instances",
+                     cp->key);
         waits_healthy(cp, fb, src->rep && src->rep->role == OBS_ROLE_PRIMARY ? "primary" : "node",
                       src, NULL);
         if (why.len)

@@ -642,9 +642,11 @@ static const char *instance_check(const json_t *in)
         return ".labels must be an object of strings";
     if (!str_nonempty(json_object_get(in, "address")))
         return ".address must be a non-empty string";
+    /* ports.agent is only for agents that listen; reeve-agent is a client. */
+    json_t *agent_port = json_is_object(ports) ? json_object_get(ports, "agent") : NULL;
     if (!json_is_object(ports) || !int_in(json_object_get(ports, "db"), 1, 65535) ||
-        !int_in(json_object_get(ports, "agent"), 1, 65535))
-        return ".ports must be {db, agent} with port numbers 1 to 65535";
+        (agent_port != NULL && !int_in(agent_port, 1, 65535)))
+        return ".ports must be {db, agent?} with port numbers 1 to 65535";
     if (!word_in(json_object_get(in, "state"), states, sizeof(states) / sizeof(states[0])))
         return ".state must be provisioning, running, stopped or failed";
     if (!str_nonempty(json_object_get(in, "engine")))

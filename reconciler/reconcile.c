@@ -12,11 +12,14 @@
 
 #include "buf.h"
 #include "diag.h"
+#include "executor.h"
 #include "forge.h"
+#include "journal.h"
 #include "log.h"
 #include "observed.h"
 #include "pages.h"
 #include "planner.h"
+#include "runners.h"
 #include "source.h"
 #include "spec.h"
 #include "store.h"
@@ -69,6 +72,22 @@ struct reconcile {
     size_t npulls, cap;
     int64_t last_prune;
     char fetch_error[RV_ERROR_MSG_MAX]; /* the last fetch's failure, "" after a success */
+
+    /* applying main (reconcile_apply_enable) */
+    struct {
+        bool on;
+        struct runners *runners;
+        struct executor *ex;
+        int max_rounds;
+        git_oid desired_commit; /* the cache commit the runners know */
+        bool desired_known;
+        char commit[HEX_SIZE]; /* main commit being applied; "" when none */
+        int64_t apply_id;      /* its current round; 0 before the first */
+        int rounds;
+        bool settled;        /* the final status of commit is queued */
+        int64_t not_before;  /* no planning before (Unix seconds) */
+        int64_t observed_at; /* last provider listing (Unix seconds) */
+    } ap;
 };
 
 static uint64_t now_ms(void)
@@ -547,6 +566,8 @@ static int record_commit(struct reconcile *r, const char *sha, const char *ref,
                   "ttl", sha, ref, (int64_t)time(NULL));
 }
 
+static void apply_tick(struct reconcile *r);
+
 static int reconcile_main(struct reconcile *r, const git_oid *tip, struct rv_error *err)
 {
     struct view vtip, vprev;
@@ -606,6 +627,13 @@ static int reconcile_main(struct reconcile *r, const git_oid *tip, struct rv_err
     if (rc != 0)
         goto out;
 
+    if (r->ap.on) {
+        /* the apply rounds (apply_tick) plan against observed state */
+        snprintf(r->ap.commit, sizeof(r->ap.commit), "%s", tip_hex);
+        r->ap.apply_id = 0;
+        r->ap.rounds = 0;
+        r->ap.settled = o.diags.errors || !o.planned;
+    }
     if (o.diags.errors) {
         enqueue(r, tip_hex, "reeve/apply", FORGE_FAILURE, "not applied: specs are invalid");
     } else if (!o.planned) {
@@ -1089,9 +1117,288 @@ void reconcile_pass(struct reconcile_result *out, struct reconcile *r,
         out->clusters_desired = r->cache.loaded ? r->cache.set.nclusters : 0;
     }
     out->reconcile_ms = now_ms() - t0;
+    if (!cancelled(in))
+        apply_tick(r);
     run_outbox(out, r, in);
     prune(r);
     out->outbox = r->ob.metrics;
+}
+
+/* --- applying main --- */
+
+struct provider_lookup {
+    const struct spec_set *desired;
+    const struct observed *obs;
+    char buf[RV_NAME_MAX + 1];
+};
+
+static const char *provider_of(const char *cluster, void *ud)
+{
+    struct provider_lookup *pl = ud;
+    for (size_t i = 0; i < pl->desired->nclusters; i++) {
+        const struct spec_cluster *c = pl->desired->clusters[i];
+        size_t ns = strlen(c->namespace_);
+        if (strncmp(cluster, c->namespace_, ns) == 0 && cluster[ns] == '/' &&
+            strcmp(cluster + ns + 1, c->name) == 0)
+            return c->provider;
+    }
+    for (size_t i = 0; i < pl->obs->ninstances; i++) {
+        const struct obs_instance *in = &pl->obs->instances[i];
+        size_t ns = strlen(in->namespace_);
+        if (strncmp(cluster, in->namespace_, ns) == 0 && cluster[ns] == '/' &&
+            strcmp(cluster + ns + 1, in->cluster) == 0) {
+            snprintf(pl->buf, sizeof(pl->buf), "%s", in->provider);
+            return pl->buf;
+        }
+    }
+    return NULL;
+}
+
+/* The commit of the newest apply that succeeded, other than the one being
+ * applied: its specs are the last desired state known to be applied.
+ * Returns 1 when found, 0 when none, or an error. */
+static int last_applied(git_oid *out, struct reconcile *r, struct rv_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db_prepare(&st, r->db, err,
+                        "SELECT commit_sha FROM applies WHERE state = 'succeeded'"
+                        " ORDER BY id DESC LIMIT 1",
+                        NULL);
+    if (rc == 0 && (rc = db_step(st, r->db, err)) == 1) {
+        const char *sha = (const char *)sqlite3_column_text(st, 0);
+        rc = sha != NULL && git_oid_fromstr(out, sha) == 0 ? 1 : 0;
+    }
+    db_finalize(st);
+    return rc;
+}
+
+/* Plan the main tip (the cache) against observed state now. What was
+ * applied last (deletionProtection of deleted clusters, users) comes from
+ * the commit of the newest successful apply. */
+static int plan_observed(struct plan *out, struct observed *obs, struct reconcile *r,
+                         struct rv_error *err)
+{
+    struct view prev;
+    git_oid prev_id;
+    const struct spec_set *previous = &r->cache.set;
+    view_init(&prev);
+    plan_init(out);
+    int rc = runners_observe(obs, r->ap.runners, err);
+    if (rc != 0)
+        goto out;
+    rc = last_applied(&prev_id, r, err);
+    if (rc < 0)
+        goto out;
+    if (rc == 1 && !git_oid_equal(&prev_id, &r->cache.commit)) {
+        rc = view_build(&prev, r, &prev_id, err);
+        if (rc != 0)
+            goto out;
+        previous = &prev.set;
+    }
+    struct plan_opts opts = {
+        .head = r->ap.commit,
+        .observed_revision = observed_revision(obs),
+        .now = (int64_t)time(NULL),
+        .previous = previous,
+    };
+    rc = plan_build(out, &r->cache.set, obs, &opts, err);
+out:
+    view_release(&prev);
+    return rc;
+}
+
+static void apply_status(struct reconcile *r, enum forge_state state, const char *text)
+{
+    enqueue(r, r->ap.commit, "reeve/apply", state, text);
+    if (state != FORGE_PENDING) {
+        r->ap.settled = true;
+        log_info(LOG_C, "apply of %.12s: %s: %s", r->ap.commit, forge_state_name(state), text);
+        store_event_append(r->db, (int64_t)time(NULL), "apply", r->ap.commit, text, NULL, NULL);
+    }
+}
+
+/* Plan against fresh observed state; no changes settles the commit,
+ * otherwise start the next round (or give up after max_rounds). */
+static void apply_round(struct reconcile *r)
+{
+    struct rv_error err = {0};
+    struct observed obs;
+    struct plan p;
+    struct buf left = BUF_INIT;
+    struct diag_list checked;
+    observed_init(&obs);
+    plan_init(&p);
+    diag_list_init(&checked);
+    /* never act on a spec set with errors (a restart finds main as it was) */
+    if (copy_diags(&checked, &r->cache.diags) != 0)
+        goto out;
+    spec_set_check(&r->cache.set, &checked);
+    if (checked.errors) {
+        r->ap.settled = true;
+        goto out;
+    }
+    plan_release(&p);
+    int rc = plan_observed(&p, &obs, r, &err);
+    if (rc != 0) {
+        log_warn(LOG_C,
+                 "apply of %.12s: cannot plan against observed state (retrying next "
+                 "tick): %s",
+                 r->ap.commit, err.msg);
+        goto out;
+    }
+    if (!plan_has_changes(&p)) {
+        apply_status(r, FORGE_SUCCESS, "applied: observed state matches the spec");
+        goto out;
+    }
+    if (r->ap.rounds >= r->ap.max_rounds) {
+        for (size_t i = 0; i < p.nactions && left.len < 400; i++)
+            if (p.actions[i].change != PLAN_CHANGE_NONE || p.actions[i].blocked)
+                buf_printf(&left, "%s%s", left.len ? ", " : "", p.actions[i].id);
+        char text[RV_ERROR_MSG_MAX];
+        snprintf(text, sizeof(text), "did not converge: %s (%d rounds)",
+                 left.len ? left.data : "changes remain", r->ap.rounds);
+        apply_status(r, FORGE_FAILURE, text);
+        goto out;
+    }
+    /* the plan page of the commit becomes the plan being applied */
+    int64_t plan_id = 0;
+    struct pages_doc doc = {.sha = r->ap.commit, .diags = &checked, .plan = &p};
+    if (pages_store(&plan_id, r->db, &doc, (int64_t)time(NULL), &err) != 0)
+        log_warn(LOG_C, "apply of %.12s: plan page not stored: %s", r->ap.commit, err.msg);
+
+    struct provider_lookup pl = {.desired = &r->cache.set, .obs = &obs};
+    struct journal_apply_opts jo = {
+        .commit_sha = r->ap.commit,
+        .plan_id = plan_id,
+        .provider_of = provider_of,
+        .ud = &pl,
+    };
+    int64_t id = 0;
+    rc = executor_apply_begin(&id, r->ap.ex, &p, &jo, &err);
+    if (rc != 0) {
+        log_error(LOG_C, "apply of %.12s: cannot start: %s", r->ap.commit, err.msg);
+        if (!err.retryable && rc != RV_EDB)
+            apply_status(r, FORGE_FAILURE, err.msg);
+        goto out;
+    }
+    r->ap.apply_id = id;
+    r->ap.rounds++;
+    log_info(LOG_C, "apply %" PRId64 " of %.12s started (round %d): %zu actions, observed %s", id,
+             r->ap.commit, r->ap.rounds, p.nactions,
+             p.observed_revision ? p.observed_revision : "?");
+out:
+    diag_list_release(&checked);
+    buf_release(&left);
+    plan_release(&p);
+    observed_release(&obs);
+}
+
+static void apply_tick(struct reconcile *r)
+{
+    struct rv_error err = {0};
+    if (!r->ap.on)
+        return;
+    /* the runners act on the desired state of the main tip */
+    if (r->cache.loaded &&
+        (!r->ap.desired_known || !git_oid_equal(&r->ap.desired_commit, &r->cache.commit))) {
+        if (runners_set_desired(r->ap.runners, &r->cache.set, &err) == 0) {
+            r->ap.desired_commit = r->cache.commit;
+            r->ap.desired_known = true;
+        }
+    }
+    if (executor_step(NULL, r->ap.ex, &err) != 0)
+        log_warn(LOG_C, "executor: %s", err.msg);
+    /* list the providers' instances once a base tick (status, addresses) */
+    int64_t now = (int64_t)time(NULL);
+    if (now - r->ap.observed_at >= (int64_t)r->cfg->ticks.base_s) {
+        struct observed obs;
+        observed_init(&obs);
+        r->ap.observed_at = now;
+        if (runners_observe(&obs, r->ap.runners, &err) != 0)
+            log_warn(LOG_C, "observed state: %s", err.msg);
+        observed_release(&obs);
+    }
+    if (r->ap.commit[0] == '\0' || r->ap.settled || !r->ap.desired_known ||
+        now < r->ap.not_before || !r->main_done_known ||
+        !git_oid_equal(&r->main_done, &r->cache.commit))
+        return;
+    char cache_hex[HEX_SIZE];
+    hex(cache_hex, &r->cache.commit);
+    if (strcmp(cache_hex, r->ap.commit) != 0)
+        return;
+    if (r->ap.apply_id == 0) {
+        apply_round(r);
+        if (r->ap.apply_id != 0)
+            executor_step(NULL, r->ap.ex, &err);
+        return;
+    }
+    struct journal_status st;
+    if (journal_apply_status(&st, r->db, r->ap.apply_id, &err) != 0) {
+        log_warn(LOG_C, "apply %" PRId64 ": %s", r->ap.apply_id, err.msg);
+        return;
+    }
+    if (st.state == JOURNAL_STATUS_PENDING || executor_apply_active(r->ap.ex, r->ap.apply_id)) {
+        enqueue(r, r->ap.commit, "reeve/apply", FORGE_PENDING, st.text);
+        return;
+    }
+    if (st.state == JOURNAL_STATUS_FAILURE) {
+        apply_status(r, FORGE_FAILURE, st.text);
+        return;
+    }
+    apply_round(r);
+    if (!r->ap.settled)
+        executor_step(NULL, r->ap.ex, &err);
+}
+
+int reconcile_apply_enable(struct reconcile *r, const struct reconcile_apply *a,
+                           struct rv_error *err)
+{
+    struct executor_runner runner;
+    sqlite3_stmt *st = NULL;
+    runners_executor_runner(&runner, a->runners);
+    int rc = executor_new(&r->ap.ex, r->db, &runner, &a->executor, err);
+    if (rc != 0)
+        return rc;
+    r->ap.on = true;
+    r->ap.runners = a->runners;
+    r->ap.max_rounds = a->max_rounds > 0 ? a->max_rounds : RV_RECONCILE_APPLY_ROUNDS;
+    /* after a restart with applies in the journal, nodes run already: give
+     * their agents time to report before planning against them */
+    rc = db_prepare(&st, r->db, err, "SELECT EXISTS (SELECT 1 FROM applies)", NULL);
+    if (rc == 0 && (rc = db_step(st, r->db, err)) == 1) {
+        if (sqlite3_column_int(st, 0) != 0 && a->grace_s > 0)
+            r->ap.not_before = (int64_t)time(NULL) + a->grace_s;
+        rc = 0;
+    }
+    db_finalize(st);
+    st = NULL;
+    if (rc < 0 || !r->main_done_known)
+        return rc < 0 ? rc : 0;
+    /* pick up the apply of the last main commit reconciled */
+    hex(r->ap.commit, &r->main_done);
+    rc = db_prepare(&st, r->db, err,
+                    "SELECT id, (SELECT count(*) FROM applies WHERE commit_sha = ?1)"
+                    " FROM applies WHERE commit_sha = ?1 ORDER BY id DESC LIMIT 1",
+                    "t", r->ap.commit);
+    if (rc == 0 && (rc = db_step(st, r->db, err)) == 1) {
+        r->ap.apply_id = sqlite3_column_int64(st, 0);
+        r->ap.rounds = sqlite3_column_int(st, 1);
+        rc = 0;
+    }
+    db_finalize(st);
+    if (rc == 0)
+        log_info(LOG_C, "applying %.12s: %d round%s so far", r->ap.commit, r->ap.rounds,
+                 r->ap.rounds == 1 ? "" : "s");
+    return rc < 0 ? rc : 0;
+}
+
+void reconcile_apply_disable(struct reconcile *r)
+{
+    if (r == NULL)
+        return;
+    executor_free(r->ap.ex);
+    r->ap.ex = NULL;
+    r->ap.on = false;
 }
 
 /* --- setup --- */
@@ -1207,6 +1514,7 @@ void reconcile_free(struct reconcile *r)
 {
     if (r == NULL)
         return;
+    executor_free(r->ap.ex);
     cache_release(&r->cache);
     free(r->pulls);
     git_repository_free(r->mirror);

@@ -18,7 +18,9 @@
  *   desired@head  vs  observed := plan_assume_applied(desired@merge-base)
  * (what merging would change, as `reeve plan --base main --head <pr>`), and
  * a new main commit: desired@tip vs the previous main commit reconciled
- * (or, the first time, its first parent) assumed applied.
+ * (or, the first time, its first parent) assumed applied. When applying is
+ * on (reconcile_apply_enable), the apply rounds then plan desired@tip
+ * against observed state.
  *
  * A struct reconcile is used by one thread at a time: the loop hands it to
  * exactly one pass in flight.
@@ -33,6 +35,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "executor.h"
 #include "limits.h"
 #include "outbox.h"
 
@@ -77,6 +80,37 @@ struct reconcile;
 int reconcile_new(struct reconcile **out, const struct config *cfg, const char *public_url,
                   struct rv_error *err);
 void reconcile_free(struct reconcile *r);
+
+/* Applying the main branch (docs/serve.md). With it on, every pass first
+ * steps the executor, then drives the apply of the last main commit
+ * reconciled: plan desired@main against fresh observed state
+ * (runners_observe), run the plan through the executor, and when an apply
+ * has finished, plan again: no changes is success ("applied: observed
+ * state matches the spec"), changes start another round, up to
+ * max_rounds, then failure ("did not converge: <actions> (N rounds)").
+ * One apply runs per main commit at a time; a new main commit supersedes
+ * it. The
+ * reeve/apply status follows: pending "applying: 3/7 actions done",
+ * success, or failure naming the action and its error. */
+struct reconcile_apply {
+    struct runners *runners;       /* borrowed; must outlive r */
+    struct executor_opts executor; /* control rods, notify */
+    int max_rounds;                /* 0: RV_RECONCILE_APPLY_ROUNDS */
+    /* After enabling, wait this long before planning against observed
+     * state, so agents have reported again after a restart. */
+    int64_t grace_s;
+};
+
+#define RV_RECONCILE_APPLY_ROUNDS 5
+
+/* Turn applying on: start the executor on r's database (crash recovery:
+ * actions left running are checked again) and pick up where an earlier
+ * run left the apply of the main commit. Before the first pass. */
+int reconcile_apply_enable(struct reconcile *r, const struct reconcile_apply *a,
+                           struct rv_error *err);
+/* Free the executor now (waits for runs in progress); reconcile_free does
+ * it too. Call from the thread that runs passes, or when none runs. */
+void reconcile_apply_disable(struct reconcile *r);
 
 /* One pass. Blocks (Git, SQLite, HTTP): run it off the loop. */
 void reconcile_pass(struct reconcile_result *out, struct reconcile *r,

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,15 +19,30 @@
 
 #include <uv.h>
 
+#include "agentapi.h"
 #include "buf.h"
+#include "crypto.h"
 #include "db.h"
+#include "dcs.h"
 #include "httpd.h"
+#include "journal.h"
 #include "limits.h"
 #include "log.h"
 #include "metrics.h"
 #include "pages.h"
+#include "provider.h"
 #include "reconcile.h"
+#include "runners.h"
 #include "webhook.h"
+
+extern char **environ;
+
+/* How long a registration token may take to reach dcs.db. */
+#define SERVE_DURABLE_POLL_MS 20
+#define SERVE_DURABLE_POLLS 500
+
+/* Applies shown by GET /api/v1/status: the newest ones. */
+#define SERVE_STATUS_APPLIES_MAX 32
 
 #define LOG_C "serve"
 
@@ -36,6 +53,7 @@ struct page_req {
     uv_work_t work;
     char sha[65];
     bool json;
+    bool is_status; /* GET /api/v1/status rather than a plan page */
     int status;
     const char *content_type;
     struct buf body;
@@ -87,6 +105,38 @@ struct serve {
 
     bool shutting_down;
     bool abandoned;
+
+    /* the agent API and the built-in DCS */
+    struct dcs *dcs;
+    struct agentapi *api;
+    bool api_closing, api_closed;
+    char *agent_url;
+
+    /* applying: providers, runners, and calls from executor workers into
+     * the loop (registration tokens, DCS deletes) */
+    struct provider **providers;
+    size_t nproviders;
+    struct runners *runners;
+    bool applying;
+    uv_async_t exec_async, call_async;
+    bool asyncs_inited;
+    pthread_mutex_t call_mu;
+    pthread_cond_t call_cv;
+    bool call_mu_inited;
+    struct loop_call *calls; /* queued, under call_mu */
+    bool calls_closed;       /* under call_mu */
+};
+
+/* A call a worker thread makes on the loop thread, and waits for. */
+struct loop_call {
+    int (*fn)(struct serve *s, struct loop_call *c);
+    const char *namespace_, *cluster, *node;
+    const char *token; /* issue */
+    uint64_t seq;      /* issue: the DCS change to wait for; durable: in and out */
+    int rc;
+    struct rv_error err;
+    bool done;
+    struct loop_call *next;
 };
 
 static void request_pass(struct serve *s, bool fetch);
@@ -169,13 +219,35 @@ static void close_handle(struct serve *s, uv_handle_t *h)
     }
 }
 
+/* Fail every queued loop call and refuse new ones (loop thread). */
+static void calls_close(struct serve *s)
+{
+    if (!s->call_mu_inited)
+        return;
+    pthread_mutex_lock(&s->call_mu);
+    s->calls_closed = true;
+    for (struct loop_call *c = s->calls, *next; c != NULL; c = next) {
+        next = c->next;
+        c->rc = rv_error_set(&c->err, RV_ECANCELED, true, "reeve is shutting down");
+        c->done = true;
+    }
+    s->calls = NULL;
+    pthread_cond_broadcast(&s->call_cv);
+    pthread_mutex_unlock(&s->call_mu);
+}
+
 /* Once the server is closed and no work is in flight, close every handle;
  * the loop then runs out of things to do and serve_run returns. */
 static void maybe_finish(struct serve *s)
 {
     if (!s->shutting_down || !s->httpd_closed || s->pass_running || s->page_running ||
-        s->npages > 0)
+        s->npages > 0 || (s->api != NULL && !s->api_closed))
         return;
+    if (s->asyncs_inited) {
+        calls_close(s);
+        close_handle(s, (uv_handle_t *)&s->exec_async);
+        close_handle(s, (uv_handle_t *)&s->call_async);
+    }
     close_handle(s, (uv_handle_t *)&s->base_timer);
     close_handle(s, (uv_handle_t *)&s->poll_timer);
     close_handle(s, (uv_handle_t *)&s->outbox_timer);
@@ -193,6 +265,16 @@ static void on_httpd_closed(void *payload)
     webhook_route_free(s->hook);
     s->hook = NULL;
     maybe_finish(s);
+}
+
+static void on_api_closed(void *payload)
+{
+    struct serve *s = payload;
+    s->api_closed = true;
+    if (s->httpd != NULL)
+        httpd_close(s->httpd, on_httpd_closed, s);
+    else
+        on_httpd_closed(s);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)
@@ -222,10 +304,19 @@ static void begin_shutdown(struct serve *s, const char *why)
         uv_signal_stop(&s->sig[i]);
     uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, RV_SERVE_SHUTDOWN_MS, 0);
     uv_unref((uv_handle_t *)&s->shutdown_timer);
-    if (s->httpd != NULL)
+    /* workers waiting on the loop or on node reports give up */
+    calls_close(s);
+    if (s->runners != NULL)
+        runners_stop(s->runners);
+    /* docs/dcs.md: the agent API first, then the HTTP server */
+    if (s->api != NULL && !s->api_closing) {
+        s->api_closing = true;
+        agentapi_close(s->api, on_api_closed, s);
+    } else if (s->httpd != NULL) {
         httpd_close(s->httpd, on_httpd_closed, s);
-    else
+    } else {
         on_httpd_closed(s);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -456,12 +547,82 @@ static void on_metrics(struct httpd_req *req, void *payload)
     buf_release(&b);
 }
 
+/* GET /api/v1/status, on the page worker: the newest applies from the
+ * journal, the runners' view of desired clusters and node reports. */
+static void status_work(struct page_req *p)
+{
+    struct serve *s = p->s;
+    struct rv_error err = {0};
+    struct journal_apply applies[SERVE_STATUS_APPLIES_MAX];
+    struct journal_status sts[SERVE_STATUS_APPLIES_MAX];
+    struct runners_apply_view views[SERVE_STATUS_APPLIES_MAX * 8];
+    size_t napplies = 0, nviews = 0;
+    sqlite3_stmt *st = NULL;
+    char *text = NULL;
+    json_t *j = NULL;
+
+    p->status = 500;
+    p->content_type = "text/plain; charset=utf-8";
+    int rc = db_prepare(&st, s->pages_db, &err, "SELECT id FROM applies ORDER BY id DESC LIMIT ?",
+                        "l", (int64_t)SERVE_STATUS_APPLIES_MAX);
+    while (rc == 0 && napplies < SERVE_STATUS_APPLIES_MAX &&
+           (rc = db_step(st, s->pages_db, &err)) == 1) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        rc = journal_apply_load(&applies[napplies], s->pages_db, id, &err);
+        if (rc == 0 && journal_apply_status(&sts[napplies], s->pages_db, id, &err) != 0)
+            snprintf(sts[napplies].text, sizeof(sts[napplies].text), "%s", err.msg);
+        if (rc == 0)
+            napplies++;
+    }
+    db_finalize(st);
+    if (rc < 0) {
+        buf_printf(&p->body, "cannot read the action journal: %s\n", err.msg);
+        goto out;
+    }
+    /* per cluster, the newest apply that has actions of it */
+    for (size_t a = 0; a < napplies; a++) {
+        for (size_t k = 0; k < applies[a].nactions; k++) {
+            const char *cl = applies[a].actions[k].cluster;
+            bool seen = false;
+            for (size_t v = 0; v < nviews && !seen; v++)
+                seen = strcmp(views[v].cluster, cl) == 0;
+            if (seen || nviews == sizeof(views) / sizeof(views[0]))
+                continue;
+            views[nviews++] = (struct runners_apply_view){
+                .cluster = cl,
+                .commit = applies[a].commit_sha,
+                .state = journal_status_state_name(sts[a].state),
+                .text = sts[a].text,
+            };
+        }
+    }
+    j = s->runners != NULL ? runners_status_json(s->runners, applies, napplies, views, nviews)
+                           : json_pack("{s:[]}", "clusters");
+    text = j != NULL ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
+    if (text == NULL || buf_puts(&p->body, text) != 0 || buf_putc(&p->body, '\n') != 0) {
+        buf_clear(&p->body);
+        buf_puts(&p->body, "out of memory\n");
+        goto out;
+    }
+    p->status = 200;
+    p->content_type = "application/json";
+out:
+    free(text);
+    json_decref(j);
+    for (size_t a = 0; a < napplies; a++)
+        journal_apply_release(&applies[a]);
+}
+
 static void page_work(uv_work_t *w)
 {
     struct page_req *p = w->data;
     struct serve *s = p->s;
     struct rv_error err = {0};
     struct pages_page pg = {0};
+    if (p->is_status) {
+        status_work(p);
+        return;
+    }
     int rc = pages_store_get(&pg, s->pages_db, p->sha, p->json, !p->json, &err);
     p->content_type = "text/plain; charset=utf-8";
     if (rc == RV_ENOTFOUND) {
@@ -587,6 +748,322 @@ static void on_plans(struct httpd_req *req, void *payload)
     page_next(s);
 }
 
+static void on_status(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    if (strcmp(req->path, "/api/v1/status") != 0) {
+        httpd_respond_text(req, 404, "no such API route; the status is at GET /api/v1/status");
+        return;
+    }
+    if (s->npages == RV_SERVE_PAGE_QUEUE_MAX) {
+        httpd_req_add_header(req, "Retry-After", "1");
+        httpd_respond_text(req, 503, "too many requests at once; retry");
+        return;
+    }
+    struct page_req *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        httpd_respond_text(req, 503, "out of memory; retry");
+        return;
+    }
+    p->s = s;
+    p->req = req;
+    p->is_status = true;
+    buf_init(&p->body);
+    httpd_req_defer(req);
+    s->pages[s->npages++] = p;
+    page_next(s);
+}
+
+/* --- the agent API, providers and runners --- */
+
+static void on_call_async(uv_async_t *a)
+{
+    struct serve *s = a->data;
+    pthread_mutex_lock(&s->call_mu);
+    struct loop_call *list = s->calls;
+    s->calls = NULL;
+    pthread_mutex_unlock(&s->call_mu);
+    for (struct loop_call *c = list; c != NULL; c = c->next)
+        c->rc = c->fn(s, c);
+    pthread_mutex_lock(&s->call_mu);
+    for (struct loop_call *c = list, *next; c != NULL; c = next) {
+        next = c->next;
+        c->done = true; /* c may be gone once this is seen */
+    }
+    pthread_cond_broadcast(&s->call_cv);
+    pthread_mutex_unlock(&s->call_mu);
+}
+
+/* From a worker thread: run c->fn on the loop and wait for it. */
+static int call_on_loop(struct serve *s, struct loop_call *c)
+{
+    pthread_mutex_lock(&s->call_mu);
+    if (s->calls_closed) {
+        pthread_mutex_unlock(&s->call_mu);
+        return rv_error_set(&c->err, RV_ECANCELED, true, "reeve is shutting down");
+    }
+    c->next = s->calls;
+    s->calls = c;
+    uv_async_send(&s->call_async);
+    while (!c->done)
+        pthread_cond_wait(&s->call_cv, &s->call_mu);
+    pthread_mutex_unlock(&s->call_mu);
+    return c->rc;
+}
+
+static int issue_on_loop(struct serve *s, struct loop_call *c)
+{
+    if (s->dcs == NULL || s->api_closing)
+        return rv_error_set(&c->err, RV_ECANCELED, true, "the agent API is closed");
+    int rc = agentapi_registration_issue_token(c->token, s->dcs, c->namespace_, c->cluster, c->node,
+                                               &c->err);
+    c->seq = dcs_pending_seq(s->dcs);
+    return rc;
+}
+
+/* 1 when change c->seq of the DCS has been written, else 0. */
+static int durable_on_loop(struct serve *s, struct loop_call *c)
+{
+    if (s->dcs == NULL || s->api_closing)
+        return rv_error_set(&c->err, RV_ECANCELED, true, "the agent API is closed");
+    return dcs_durable_seq(s->dcs) >= c->seq ? 1 : 0;
+}
+
+static int forget_on_loop(struct serve *s, struct loop_call *c)
+{
+    char key[3 * RV_NAME_MAX + 32];
+    bool deleted = false;
+    uint64_t rev = 0;
+    if (s->dcs == NULL || s->api_closing)
+        return rv_error_set(&c->err, RV_ECANCELED, true, "the agent API is closed");
+    snprintf(key, sizeof(key), "/clusters/%s/%s/nodes/%s", c->namespace_, c->cluster, c->node);
+    return dcs_delete(&deleted, &rev, s->dcs, key, &c->err);
+}
+
+/* Issue the token, then wait until the DCS has written it: an agent may be
+ * handed the token by the provider before reeve could crash. */
+static int runner_issue_token(const char *token, const char *namespace_, const char *cluster,
+                              const char *node, struct rv_error *err, void *ud)
+{
+    struct loop_call c = {.fn = issue_on_loop,
+                          .namespace_ = namespace_,
+                          .cluster = cluster,
+                          .node = node,
+                          .token = token};
+    int rc = call_on_loop(ud, &c);
+    for (int i = 0; rc == 0 && i < SERVE_DURABLE_POLLS; i++) {
+        struct loop_call d = {.fn = durable_on_loop, .seq = c.seq};
+        rc = call_on_loop(ud, &d);
+        if (rc == 1)
+            return 0;
+        if (rc < 0) {
+            c.err = d.err;
+            break;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = SERVE_DURABLE_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == 0)
+        rc = rv_error_set(&c.err, RV_ETIMEOUT, true, "the DCS did not write it within %d ms",
+                          SERVE_DURABLE_POLLS * SERVE_DURABLE_POLL_MS);
+    return rv_error_set(err, rc, c.err.retryable, "cannot issue a registration token for '%s': %s",
+                        node, c.err.msg);
+}
+
+static int runner_forget_node(const char *namespace_, const char *cluster, const char *node,
+                              struct rv_error *err, void *ud)
+{
+    struct loop_call c = {
+        .fn = forget_on_loop, .namespace_ = namespace_, .cluster = cluster, .node = node};
+    int rc = call_on_loop(ud, &c);
+    if (rc != 0)
+        rv_error_set(err, rc, c.err.retryable, "%s", c.err.msg);
+    return rc;
+}
+
+/* Executor workers: a run or check returned; step soon. */
+static void on_executor_notify(void *ud)
+{
+    struct serve *s = ud;
+    pthread_mutex_lock(&s->call_mu);
+    if (!s->calls_closed)
+        uv_async_send(&s->exec_async);
+    pthread_mutex_unlock(&s->call_mu);
+}
+
+static void on_exec_async(uv_async_t *a)
+{
+    request_pass(a->data, false);
+}
+
+static void on_report(const struct agentapi_report *rep, void *payload)
+{
+    struct serve *s = payload;
+    struct rv_error err = {0};
+    if (s->runners == NULL)
+        return;
+    struct obs_node n = {
+        .namespace_ = (char *)rep->namespace_,
+        .cluster = (char *)rep->cluster,
+        .node = (char *)rep->node,
+        .role = strcmp(rep->role, "primary") == 0   ? OBS_ROLE_PRIMARY
+                : strcmp(rep->role, "replica") == 0 ? OBS_ROLE_REPLICA
+                                                    : OBS_ROLE_UNKNOWN,
+        .engine = (char *)rep->engine,
+        .version = (char *)rep->version,
+        .healthy = rep->healthy,
+        .lag_bytes = rep->lag_bytes,
+        .position = (char *)rep->position,
+        .last_report = (int64_t)time(NULL),
+        .ttl_s = rep->ttl_s,
+    };
+    if (runners_node_report(s->runners, &n, &err) != 0)
+        log_warn(LOG_C, "report of node '%s' of '%s/%s' dropped: %s", rep->node, rep->namespace_,
+                 rep->cluster, err.msg);
+}
+
+static int64_t dcs_clock(void *payload)
+{
+    return (int64_t)uv_now(payload);
+}
+
+/* dataDir/secret.key: 32 random bytes, created 0600 on first start. */
+static int load_secret_key(uint8_t key[RUNNERS_SECRET_KEY_LEN], const char *data_dir,
+                           struct rv_error *err)
+{
+    struct buf path = BUF_INIT;
+    int rc = 0, fd = -1;
+    if (buf_printf(&path, "%s/secret.key", data_dir) != 0)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        rc = crypto_random(key, RUNNERS_SECRET_KEY_LEN);
+        if (rc == 0 &&
+            (write(fd, key, RUNNERS_SECRET_KEY_LEN) != RUNNERS_SECRET_KEY_LEN || fsync(fd) != 0))
+            rc = RV_EIO;
+        close(fd);
+        if (rc != 0) {
+            unlink(path.data);
+            rc = rv_error_set(err, RV_EIO, false, "cannot create '%s': %s", path.data,
+                              strerror(errno));
+        }
+        goto out;
+    }
+    if (errno != EEXIST) {
+        rc = rv_error_set(err, RV_EIO, false, "cannot create '%s': %s", path.data, strerror(errno));
+        goto out;
+    }
+    fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    uint8_t extra;
+    if (fd < 0 || read(fd, key, RUNNERS_SECRET_KEY_LEN) != RUNNERS_SECRET_KEY_LEN ||
+        read(fd, &extra, 1) != 0)
+        rc = rv_error_set(err, RV_EIO, false,
+                          "cannot read '%s' (32 bytes expected); restore it from a backup: the "
+                          "replication passwords of running clusters derive from it",
+                          path.data);
+    if (fd >= 0)
+        close(fd);
+out:
+    buf_release(&path);
+    return rc;
+}
+
+/* "NAME=value" strings: reeve's environment with adds on top. */
+static char **provider_env(const struct config_provider *cp)
+{
+    size_t n = 0;
+    while (environ[n] != NULL)
+        n++;
+    char **env = calloc(n + cp->nenv + 1, sizeof(*env));
+    size_t k = 0;
+    if (env == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false;
+        size_t len = strcspn(environ[i], "=");
+        for (size_t j = 0; j < cp->nenv && !replaced; j++)
+            replaced = strncmp(cp->env[j], environ[i], len + 1) == 0;
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < cp->nenv; j++)
+        env[k++] = cp->env[j];
+    env[k] = NULL;
+    return env;
+}
+
+static int start_providers(struct serve *s, struct rv_error *err)
+{
+    const struct config *cfg = s->cfg;
+    int rc = 0;
+    s->providers = calloc(cfg->nproviders, sizeof(*s->providers));
+    if (s->providers == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    for (size_t i = 0; i < cfg->nproviders && rc == 0; i++) {
+        const struct config_provider *cp = &cfg->providers[i];
+        char self[4096], path[4200];
+        char *argv_default[2] = {path, NULL};
+        char *const *argv = cp->argv;
+        if (argv == NULL) {
+            ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+            if (strcmp(cp->name, "local") != 0 || n <= 0)
+                return rv_error_set(err, RV_EINVAL, false,
+                                    "provider '%s' has no command; set providers[].command in "
+                                    "'%s'",
+                                    cp->name, cfg->path);
+            self[n] = '\0';
+            snprintf(path, sizeof(path), "%s/reeve-provider-local", dirname(self));
+            argv = argv_default;
+        }
+        char **env = cp->nenv > 0 ? provider_env(cp) : NULL;
+        if (cp->nenv > 0 && env == NULL)
+            return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        struct provider_config pc = {.name = cp->name, .argv = argv, .env = env};
+        rc = provider_start(&s->providers[i], &pc, err);
+        free(env);
+        if (rc != 0)
+            break;
+        s->nproviders++;
+        rc = runners_add_provider(s->runners, cp->name, s->providers[i], err);
+    }
+    return rc;
+}
+
+static int start_applying(struct serve *s, struct rv_error *err)
+{
+    const struct config *cfg = s->cfg;
+    struct runners_opts ro = {
+        .agent_url = s->agent_url,
+        .agent_ttl_ms = cfg->agent.ttl_ms,
+        .agent_tick_ms = cfg->agent.tick_ms,
+        .issue_token = runner_issue_token,
+        .forget_node = runner_forget_node,
+        .ud = s,
+    };
+    int rc = load_secret_key(ro.secret_key, cfg->data_dir, err);
+    if (rc == 0)
+        rc = runners_new(&s->runners, &ro, err);
+    crypto_wipe(ro.secret_key, sizeof(ro.secret_key));
+    if (rc != 0 || cfg->nproviders == 0)
+        return rc;
+    rc = start_providers(s, err);
+    if (rc != 0)
+        return rc;
+    /* node reports come back within a TTL of a restart */
+    struct reconcile_apply ra = {.runners = s->runners,
+                                 .grace_s = 2 * ((int64_t)cfg->agent.ttl_ms + 999) / 1000};
+    executor_opts_init(&ra.executor);
+    ra.executor.max_concurrent = cfg->limits.max_concurrent;
+    ra.executor.max_per_provider = cfg->limits.per_provider;
+    ra.executor.max_per_cluster = cfg->limits.per_cluster;
+    ra.executor.notify = on_executor_notify;
+    ra.executor.notify_ud = s;
+    rc = reconcile_apply_enable(s->rec, &ra, err);
+    if (rc == 0)
+        s->applying = true;
+    return rc;
+}
+
 /* --- setup --- */
 
 static int lock_data_dir(struct serve *s, struct rv_error *err)
@@ -668,8 +1145,40 @@ int serve_new(struct serve **out, const struct config *cfg, const struct serve_o
             goto out;
     }
 
+    if (pthread_mutex_init(&s->call_mu, NULL) != 0 || pthread_cond_init(&s->call_cv, NULL) != 0) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "cannot create a mutex");
+        goto out;
+    }
+    s->call_mu_inited = true;
+    uv_async_init(&s->loop, &s->exec_async, on_exec_async);
+    uv_async_init(&s->loop, &s->call_async, on_call_async);
+    s->exec_async.data = s->call_async.data = s;
+    s->asyncs_inited = true;
+    s->agent_url = strdup(cfg->agent_url != NULL ? cfg->agent_url : s->public_url);
+    if (s->agent_url == NULL) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    {
+        struct buf dcsp = BUF_INIT;
+        if (buf_printf(&dcsp, "%s/dcs.db", cfg->data_dir) != 0)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        else
+            rc = dcs_open(&s->dcs, dcsp.data, dcs_clock, &s->loop, err);
+        buf_release(&dcsp);
+        if (rc != 0)
+            goto out;
+    }
+    rc = agentapi_new(&s->api, &s->loop, s->httpd, s->dcs, on_report, s, err);
+    if (rc != 0)
+        goto out;
+    rc = start_applying(s, err);
+    if (rc != 0)
+        goto out;
+
     if ((rc = httpd_route(s->httpd, "GET", "/healthz", on_healthz, s)) != 0 ||
         (rc = httpd_route(s->httpd, "GET", "/metrics", on_metrics, s)) != 0 ||
+        (rc = httpd_route(s->httpd, "GET", "/api/v1/status", on_status, s)) != 0 ||
         (rc = httpd_route(s->httpd, "GET", "/plans", on_plans, s)) != 0) {
         rc = rv_error_set(err, rc, false, "cannot add the HTTP routes: %s", rv_strerror(rc));
         goto out;
@@ -781,8 +1290,19 @@ void serve_free(struct serve *s)
             for (int i = 0; s->signals && i < 3; i++)
                 close_handle(s, (uv_handle_t *)&s->sig[i]);
         }
-        if (s->httpd != NULL)
+        calls_close(s);
+        if (s->runners != NULL)
+            runners_stop(s->runners);
+        if (s->asyncs_inited) {
+            close_handle(s, (uv_handle_t *)&s->exec_async);
+            close_handle(s, (uv_handle_t *)&s->call_async);
+        }
+        if (s->api != NULL && !s->api_closing) {
+            s->api_closing = true;
+            agentapi_close(s->api, on_api_closed, s);
+        } else if (s->httpd != NULL) {
             httpd_close(s->httpd, on_httpd_closed, s);
+        }
         uv_run(&s->loop, UV_RUN_DEFAULT);
         uv_walk(&s->loop, drain, s);
         uv_run(&s->loop, UV_RUN_DEFAULT);
@@ -790,7 +1310,20 @@ void serve_free(struct serve *s)
             log_warn(LOG_C, "event loop closed with handles still open");
     }
     webhook_route_free(s->hook);
+    /* the executor's runs use the providers and the runners: it goes first */
+    reconcile_apply_disable(s->rec);
+    for (size_t i = 0; i < s->nproviders; i++)
+        provider_stop(s->providers[i]);
+    free(s->providers);
+    runners_free(s->runners);
     reconcile_free(s->rec);
+    agentapi_free(s->api);
+    dcs_free(s->dcs);
+    free(s->agent_url);
+    if (s->call_mu_inited) {
+        pthread_mutex_destroy(&s->call_mu);
+        pthread_cond_destroy(&s->call_cv);
+    }
     db_free(s->pages_db);
     free(s->pending);
     free(s->events);

@@ -10,6 +10,13 @@
  * fetch, unless the last fetch failed), by the poll timer and by webhooks
  * (with a fetch), and when the status outbox has a retry due.
  *
+ * The same HTTP server hosts the agent API and the built-in DCS
+ * (agentapi.h, dataDir/dcs.db) and GET /api/v1/status. With providers
+ * configured, serve starts them and applies the branch (reconcile.h,
+ * runners.h): executor workers call back into the loop for registration
+ * tokens and DCS deletes, and wake it (uv_async_send) when an action
+ * returns, which requests a pass.
+ *
  * SIGINT and SIGTERM (or serve_stop) shut down gracefully: no new work,
  * the HTTP server closes after answering what it received, the pass in
  * flight is asked to stop between steps and given RV_SERVE_SHUTDOWN_MS.

@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# t0600-apply-postgresql: merges applied for real. `reeve serve` follows a
+# bare spec repository (pollInterval 1), posts reeve/apply to the strict fake
+# GitHub (tests/fakeforge), and runs PostgreSQL 15 through the `local`
+# provider (reeve-provider-local: a directory, a loopback address 127.0.X.y
+# and a reeve-agent per instance, servers run as postgres; X is picked at
+# random among free networks, never the demo's 127.0.100).
+#
+#   1. demo/shop with 3 instances merged: reeve/apply pending, then success
+#      on the merge commit; 1 primary + 2 streaming replicas in
+#      `reeve status`; 3 instance directories; a row written on the primary
+#      is read on both replicas
+#   2. the agent API: no token and a wrong token are 401, a malformed report
+#      with a real agent token is 400
+#   3. scale 3 -> 5, kill -9 reeve as soon as the first new instance
+#      exists, start it again: apply success, exactly 5 instance
+#      directories, 5 distinct nodes, one primary holding the row (a
+#      replica may have been promoted while reeve, the DCS, was down)
+#   4. scale 5 -> 2: apply success, the primary stays, its data too
+#   5. with T0600_DELETE=1 (off until deletion is executable): delete the
+#      spec (deletionProtection false, no backup): apply success, every
+#      instance directory, agent and server gone
+#
+# Needs root (servers run as the postgres user) and PostgreSQL 15. Every
+# wait is bounded: T0600_APPLY seconds per apply (default 120), T0600_BUDGET
+# for the whole run (default 480, so the cleanup runs before ctest's 600 s
+# timeout). Everything started is stopped on exit, agents and servers
+# included (found by the temporary directory in their command lines).
+. "$(dirname "$0")/lib.sh"
+need_env REEVE_SOURCE_DIR REEVE_BUILD_DIR
+need_cmd git curl jq python3 runuser psql ss
+REEVE=${REEVE_BIN:-$REEVE_BUILD_DIR/reeve}
+PROVIDER=$REEVE_BUILD_DIR/reeve-provider-local
+AGENT=$REEVE_BUILD_DIR/reeve-agent
+SRC=$REEVE_SOURCE_DIR
+FAKE=$SRC/tests/fakeforge/fakeforge.py
+FAKEQ=$SRC/tests/integration/gitops/fakeq.py
+APPLY=${T0600_APPLY:-120}
+for b in "$REEVE" "$PROVIDER" "$AGENT"; do [ -x "$b" ] || die "no $b (build first)"; done
+[ "$(id -u)" -eq 0 ] || die "needs root: the local provider runs servers as the postgres user"
+[ -x /usr/lib/postgresql/15/bin/postgres ] || die "PostgreSQL 15 is not installed (scripts/deps.sh)"
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+export GIT_AUTHOR_NAME=dev GIT_AUTHOR_EMAIL=dev@example.com
+export GIT_COMMITTER_NAME=dev GIT_COMMITTER_EMAIL=dev@example.com
+
+chmod 0755 "$T_TMP"   # the postgres user reaches its instance directories
+ROOT=$T_TMP/local
+mkdir -p "$ROOT"
+chmod 0755 "$ROOT"
+TOKEN=forge-token-$RANDOM$RANDOM
+T_START=$SECONDS
+# One action at a time per cluster: instances are then created in plan
+# order, so shop-0's agent starts first and wins the bootstrap race that
+# bootstrap_primary expects it to win (with 2, another node sometimes does,
+# and the apply waits for shop-0 until the action's deadline).
+PER_CLUSTER=${T0600_PER_CLUSTER:-1}
+BUDGET=${T0600_BUDGET:-480}   # seconds for the whole run: stop (and clean up) before ctest's 600
+
+# A loopback network of our own (127.0.X.0/24, X in 150..249, nothing
+# listening on it), so two runs, or a run and `make demo`, never share one.
+NET=""
+for ((i = 0; i < 50; i++)); do
+    x=$((150 + RANDOM % 100))
+    if ! ss -Htln 2>/dev/null | awk '{print $4}' | grep -q "^127\.0\.$x\."; then NET=127.0.$x; break; fi
+done
+[ -n "$NET" ] || die "no free loopback network 127.0.150-249.0/24"
+
+# --- processes ------------------------------------------------------------
+REEVE_PID="" FAKE_PID=""
+pids_under() { # PATTERN: pids whose command line mentions $T_TMP and PATTERN
+    local p cmd
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+        [[ $cmd == *"$T_TMP"* && $cmd == *$1* ]] && echo "${p#/proc/}"
+    done
+    return 0
+}
+wait_gone() { # SECS PID...
+    local secs=$1 i p alive
+    shift
+    for ((i = 0; i < secs * 10; i++)); do
+        alive=0
+        for p in "$@"; do
+            if kill -0 "$p" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null) != Z ]]; then
+                alive=1
+            fi
+        done
+        [ "$alive" -eq 0 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+stop_reeve() { # [SIGNAL]: stop reeve serve (TERM by default); 1 if KILL was needed
+    local sig=${1:-TERM} rc=0
+    [ -n "$REEVE_PID" ] || return 0
+    kill "-$sig" "$REEVE_PID" 2>/dev/null || true
+    if ! wait_gone 40 "$REEVE_PID"; then kill -KILL "$REEVE_PID" 2>/dev/null || true; rc=1; fi
+    wait "$REEVE_PID" 2>/dev/null || true
+    REEVE_PID=""
+    return "$rc"
+}
+# shellcheck disable=SC2317,SC2086  # called through at_exit; pid lists split
+stop_all() {
+    local pids
+    stop_reeve TERM || true
+    [ -z "$FAKE_PID" ] || { kill "$FAKE_PID" 2>/dev/null; wait "$FAKE_PID" 2>/dev/null; } || true
+    pids=$(pids_under reeve-agent)
+    if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null; wait_gone 20 $pids || kill -KILL $pids 2>/dev/null; fi
+    pids=$(pids_under postgres)
+    if [ -n "$pids" ]; then kill -QUIT $pids 2>/dev/null; wait_gone 10 $pids || kill -KILL $pids 2>/dev/null; fi
+    pids=$(pids_under provider-local)
+    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+    if [ "$T_FAILED" -gt 0 ] && [ -f "$T_TMP/reeve.log" ]; then
+        say "last lines of reeve's log:"
+        tail -n 40 "$T_TMP/reeve.log" | sed 's/^/#   /'
+    fi
+}
+at_exit stop_all
+
+wait_file() { local i; for ((i = 0; i < $2 * 20; i++)); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+# --- the spec repository and the fake forge --------------------------------
+W=$T_TMP/work
+git init -q --bare -b main "$T_TMP/specs.git"
+git init -q -b main "$W"
+echo "specs" >"$W/README.md"
+git -C "$W" add -A
+git -C "$W" commit -q -m "empty fleet"
+git -C "$W" remote add origin "$T_TMP/specs.git"
+git -C "$W" push -q origin main
+
+python3 "$FAKE" --kind github --token "$TOKEN" --repo acme/specs --port 0 \
+    --port-file "$T_TMP/fake.port" 2>"$T_TMP/fake.log" &
+FAKE_PID=$!
+wait_file "$T_TMP/fake.port" 10 || die "fakeforge did not start: $(cat "$T_TMP/fake.log")"
+F_URL=http://127.0.0.1:$(tr -d '\n' <"$T_TMP/fake.port")
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+R_URL=http://127.0.0.1:$PORT
+cat >"$T_TMP/reeve.yaml" <<EOF
+listen: 127.0.0.1:$PORT
+dataDir: $T_TMP/data
+agentURL: $R_URL
+log: {level: info, format: text}
+repository: {url: file://$T_TMP/specs.git, branch: main, pollInterval: 1}
+forge:
+  kind: github
+  apiURL: $F_URL
+  repository: acme/specs
+  tokenRef: env:REEVE_FORGE_TOKEN
+ticks: {base: 2, fast: 1}
+providers:
+  - name: local
+    command: [$PROVIDER]
+    env: {REEVE_LOCAL_ROOT: $ROOT, REEVE_AGENT_BIN: $AGENT, REEVE_LOCAL_NET: "$NET"}
+limits: {maxConcurrentActions: 8, perProvider: 4, perCluster: $PER_CLUSTER}
+agent: {ttlMs: 3000, tickMs: 300}
+EOF
+
+start_reeve() {
+    REEVE_FORGE_TOKEN=$TOKEN "$REEVE" serve -c "$T_TMP/reeve.yaml" >>"$T_TMP/reeve.log" 2>&1 </dev/null &
+    REEVE_PID=$!
+    local i code=000
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$REEVE_PID" 2>/dev/null || break
+        code=$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$R_URL/healthz" || true)
+        [ "$code" = 200 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- helpers ----------------------------------------------------------------
+status_json() { "$REEVE" status --server "$R_URL" --json 2>/dev/null || echo null; }
+# shop_summary: "nodes primaries streaming_replicas primary_name" from reeve status
+shop_summary() {
+    status_json | jq -r '[.clusters[]? | select(.namespace == "demo" and .name == "shop")] | first // {} |
+        "\(.nodes // [] | length) \([.nodes[]? | select(.healthy and .role == "primary")] | length) \([.nodes[]? | select(.healthy and .role == "replica" and .streaming)] | length) \([.nodes[]? | select(.role == "primary") | .name] | first // "-")"'
+}
+instance_dirs() { find "$ROOT/instances" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l | tr -d ' '; }
+
+# commit_spec N|delete MESSAGE: change main, push; prints the new commit
+commit_spec() {
+    mkdir -p "$W/clusters/demo"
+    if [ "$1" = delete ]; then
+        git -C "$W" rm -q "clusters/demo/shop.yaml"
+    else
+        sed "s/^  instances: [0-9]*\$/  instances: $1/" "$SRC/examples/demo/clusters/demo/shop.yaml" \
+            >"$W/clusters/demo/shop.yaml"
+        git -C "$W" add -A
+    fi
+    git -C "$W" commit -q -m "$2"
+    git -C "$W" push -q origin main
+    git -C "$W" rev-parse HEAD
+}
+
+# wait_apply SHA WHAT: reeve/apply on SHA reaches a final state (bounded);
+# checks it is success and that pending came first
+wait_apply() {
+    local sha=$1 what=$2 js states t0=$SECONDS left limit=$APPLY
+    left=$((BUDGET - (SECONDS - T_START)))
+    [ "$left" -gt 10 ] || die "out of time (T0600_BUDGET=${BUDGET}s) before: $what"
+    [ "$left" -ge "$limit" ] || limit=$left
+    js=$(python3 "$FAKEQ" "$F_URL" wait --sha "$sha" --context reeve/apply --timeout "$limit" \
+        2>>"$T_TMP/fakeq.err" || true)
+    if [ -z "$js" ]; then
+        fail "$what: no final reeve/apply on ${sha:0:12} within ${limit}s ($(tail -n 1 "$T_TMP/fakeq.err" | cut -c1-300))"
+        "$REEVE" status --server "$R_URL" 2>&1 | sed 's/^/#   /' || true
+        return 1
+    fi
+    if [ "$(jq -r .state <<<"$js")" = success ]; then
+        ok "$what: reeve/apply success on ${sha:0:12} after $((SECONDS - t0)) s ($(jq -r .description <<<"$js"))"
+    else
+        fail "$what: reeve/apply is $(jq -r .state <<<"$js") on ${sha:0:12}: $(jq -r .description <<<"$js")"
+        "$REEVE" status --server "$R_URL" 2>&1 | sed 's/^/#   /' || true
+        return 1
+    fi
+    states=$(python3 "$FAKEQ" "$F_URL" list --sha "$sha" | jq -r 'select(.context == "reeve/apply") | .state' | tr '\n' ' ')
+    if [[ $states == pending* ]]; then
+        ok "$what: reeve/apply went $(sed 's/ $//; s/ / -> /g' <<<"$states")"
+    else
+        fail "$what: reeve/apply states on ${sha:0:12} should start with pending: '$states'"
+    fi
+}
+
+# wait_shape NODES REPLICAS WHAT: reeve status shows NODES nodes, one healthy
+# primary and REPLICAS streaming replicas (bounded)
+wait_shape() {
+    local want="$1 1 $2" got i
+    for ((i = 0; i < 60; i++)); do
+        got=$(shop_summary)
+        [ "${got% *}" = "$want" ] && break
+        sleep 1
+    done
+    assert_eq "$want" "${got% *}" "$3: reeve status: nodes, healthy primaries, streaming replicas"
+    PRIMARY=${got##* }
+}
+
+socket_of() { # NODE: the node's socket directory, from its agent.json
+    local f
+    for f in "$ROOT"/instances/*/agent.json; do
+        [ -f "$f" ] || continue
+        if [ "$(jq -r '.node // ""' "$f")" = "$1" ]; then jq -r '.engine.socket_dir // ""' "$f"; return 0; fi
+    done
+}
+psql_on() { # NODE SQL: run SQL as postgres on NODE's socket; prints the rows
+    local sock
+    sock=$(socket_of "$1")
+    [ -n "$sock" ] || { echo "no socket dir for $1"; return 1; }
+    timeout 10 runuser -u postgres -- psql -X -At -h "$sock" -p 5432 -U postgres -d postgres -c "$2" 2>&1
+}
+
+# --- 0. reeve status before anything runs, then start ---------------------
+run "$REEVE" status --server "$R_URL"
+assert_rc 1 "reeve status with no server"
+if [[ $RUN_ERR == *"cannot reach reeve at $R_URL"* ]]; then ok "it says it cannot reach reeve"; else fail "reeve status, no server: '$RUN_ERR'"; fi
+run "$REEVE" status not-a-cluster-name
+assert_rc 2 "reeve status with a bad cluster name"
+run "$REEVE" status --help
+assert_rc 0 "reeve status --help"
+say "reeve serve on $R_URL, fake GitHub on $F_URL, instances under $ROOT"
+start_reeve || die "reeve serve did not come up: $(tail -n 20 "$T_TMP/reeve.log" | tr '\n' '|')"
+ok "reeve serve is up with the local provider"
+
+# --- 1. three instances -----------------------------------------------------
+say "1. demo/shop with 3 instances"
+M1=$(commit_spec 3 "demo/shop: 3 instances")
+wait_apply "$M1" "3 instances" || true
+wait_shape 3 2 "3 instances"
+assert_eq 3 "$(instance_dirs)" "3 instances: instance directories under \$REEVE_LOCAL_ROOT/instances"
+P0=$PRIMARY
+run "$REEVE" status demo/shop -c "$T_TMP/reeve.yaml"
+if [ "$RUN_RC" -eq 0 ] && grep -q "^demo/shop  postgresql 15  instances: 3 desired" <<<"$RUN_OUT" &&
+    grep -q "^  $P0 *primary" <<<"$RUN_OUT" && grep -q "apply: success" <<<"$RUN_OUT"; then
+    ok "reeve status demo/shop -c reeve.yaml: the cluster, its primary $P0, apply success"
+else
+    fail "reeve status demo/shop -c reeve.yaml (exit $RUN_RC): $RUN_OUT $RUN_ERR"
+fi
+run "$REEVE" status demo/nope --server "$R_URL"
+assert_rc 1 "reeve status of an unknown cluster"
+
+out=$(psql_on "$P0" "CREATE TABLE t0600 (v text); INSERT INTO t0600 VALUES ('written on $P0')" || true)
+if [[ $out == *"INSERT 0 1"* || -z $out ]]; then
+    ok "a row written on the primary $P0"
+else
+    fail "writing on the primary $P0: $out"
+fi
+for r in $(status_json | jq -r '.clusters[] | select(.name == "shop") | .nodes[] | select(.role == "replica") | .name'); do
+    got=""
+    for ((i = 0; i < 100; i++)); do
+        got=$(psql_on "$r" "SELECT v FROM t0600" 2>/dev/null || true)
+        [ "$got" = "written on $P0" ] && break
+        sleep 0.2
+    done
+    assert_eq "written on $P0" "$got" "the row is read on the replica $r"
+    assert_eq t "$(psql_on "$r" "SELECT pg_is_in_recovery()")" "$r is a standby"
+done
+
+# --- 2. the agent API refuses bad tokens and malformed reports -------------
+say "2. the agent API"
+code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"role":"primary","healthy":true}' "$R_URL/v1/agents/report" || true)
+assert_eq 401 "$code" "a report without a token is refused"
+code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $(printf '0%.0s' {1..64})" \
+    -d '{"role":"primary","healthy":true}' "$R_URL/v1/agents/report" || true)
+assert_eq 401 "$code" "a report with a wrong token is refused"
+tokfile=$(find "$ROOT/instances" -name agent-token -type f 2>/dev/null | head -n 1)
+if [ -n "$tokfile" ]; then
+    tok=$(tr -d '\n' <"$tokfile")
+    body=$(curl -s --max-time 5 -w ' %{http_code}' -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer $tok" -d '{"role":"primary","healthy":"yes","lag_bytes":-5}' \
+        "$R_URL/v1/agents/report" || true)
+    if [[ $body == *" 400" ]]; then ok "a malformed report with a real agent token is 400: ${body% *}"; else fail "malformed report: expected 400, got '$body'"; fi
+    body=$(curl -s --max-time 5 -w ' %{http_code}' -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer $tok" -d '{"role":' "$R_URL/v1/agents/report" || true)
+    if [[ $body == *" 400" ]]; then ok "a report that is not JSON is 400"; else fail "truncated report: expected 400, got '$body'"; fi
+else
+    fail "no agent-token file under $ROOT/instances (the agents' state directories)"
+fi
+wait_shape 3 2 "after the refused reports"
+
+# --- 3. scale out, with a kill -9 in the middle ----------------------------
+say "3. scale 3 -> 5, kill -9 reeve while it applies, start it again"
+M2=$(commit_spec 5 "demo/shop: 5 instances")
+for ((i = 0; i < 400; i++)); do   # until the apply has started to change things
+    [ "$(instance_dirs)" -gt 3 ] && break
+    sleep 0.05
+done
+say "instance directories when killed: $(instance_dirs)"
+stop_reeve KILL || true
+pids=$(pids_under provider-local)
+# shellcheck disable=SC2086
+[ -z "$pids" ] || wait_gone 10 $pids || true
+if start_reeve; then ok "reeve serve restarts after kill -9"; else fail "reeve serve did not restart: $(tail -n 10 "$T_TMP/reeve.log" | tr '\n' '|')"; fi
+wait_apply "$M2" "5 instances after kill -9" || true
+wait_shape 5 4 "5 instances after kill -9"
+assert_eq 5 "$(instance_dirs)" "5 instances after kill -9: exactly 5 instance directories (no duplicate)"
+assert_eq 5 "$(status_json | jq -r '[.clusters[] | select(.name == "shop") | .nodes[].name] | unique | length')" \
+    "5 instances after kill -9: 5 distinct nodes"
+# The built-in DCS lives in reeve: while reeve is down the primary cannot
+# renew its leader key and fences itself after ttlMs/2, so a replica may
+# have been promoted on the restart. One primary, with the data, is what
+# must hold.
+if [ "$PRIMARY" = "$P0" ]; then
+    ok "5 instances after kill -9: the primary is still $P0"
+else
+    say "the restart of reeve outlasted the leader key: $PRIMARY was promoted in place of $P0"
+    P0=$PRIMARY
+fi
+assert_eq "written on shop" "$(psql_on "$P0" "SELECT v FROM t0600" | cut -c1-15)" \
+    "5 instances after kill -9: the row is on the primary $P0"
+
+# --- 4. scale in --------------------------------------------------------------
+say "4. scale 5 -> 2"
+M3=$(commit_spec 2 "demo/shop: 2 instances")
+wait_apply "$M3" "2 instances" || true
+wait_shape 2 1 "2 instances"
+assert_eq 2 "$(instance_dirs)" "2 instances: instance directories"
+assert_eq "$P0" "$PRIMARY" "2 instances: scale-in kept the primary $P0"
+assert_eq "written on shop" "$(psql_on "$P0" "SELECT v FROM t0600" | cut -c1-15)" \
+    "2 instances: the data is still on the primary"
+
+# --- 5. delete the cluster (T0600_DELETE=1) ---------------------------------
+# Off by default: deleting a spec is planned as blocked today (final_backup:
+# "the last applied spec of 'demo/shop' is unknown, so deletionProtection
+# cannot be ruled out"), so nothing is deleted. Turn it on once deletion is
+# executable; the instances are stopped by the cleanup either way.
+if [ "${T0600_DELETE:-0}" = 1 ]; then
+    say "5. delete demo/shop"
+    M4=$(commit_spec delete "demo/shop: delete")
+    wait_apply "$M4" "delete" || true
+    for ((i = 0; i < 60; i++)); do [ "$(instance_dirs)" = 0 ] && break; sleep 1; done
+    assert_eq 0 "$(instance_dirs)" "delete: no instance directory left"
+    for ((i = 0; i < 100; i++)); do
+        [ -z "$(pids_under reeve-agent)$(pids_under postgres)" ] && break
+        sleep 0.2
+    done
+    left=$(pids_under reeve-agent; pids_under postgres)
+    assert_eq "" "$(tr -s "\n" " " <<<"$left" | sed "s/ *$//")" "delete: no agent and no server left running"
+    for ((i = 0; i < 30; i++)); do
+        n=$(status_json | jq -r '[.clusters[]? | select(.name == "shop") | .nodes[]?] | length')
+        [ "$n" = 0 ] && break
+        sleep 1
+    done
+    assert_eq 0 "$n" "delete: reeve status shows no node of demo/shop"
+fi
+
+if stop_reeve TERM; then ok "reeve serve stops on SIGTERM"; else fail "reeve serve needed SIGKILL"; fi
+if grep -qF "$TOKEN" "$T_TMP/reeve.log"; then fail "the forge token appears in reeve's log"; else ok "no secret in reeve's log"; fi
+say "total: $((SECONDS - T_START)) s"
+t_done
