@@ -1076,28 +1076,26 @@ static void plan_deleted(struct cplan *cp)
     }
 
     size_t fb = SIZE_MAX;
-    if (bootstrapped) {
+    if (bootstrapped && have_backup) {
         char last[OBSERVED_TIME_LEN] = "never";
         if (cp->facts && cp->facts->last_backup)
             observed_time_format(last, cp->facts->last_backup);
-        if (have_backup)
-            fb = act(cp, PLAN_FINAL_BACKUP, src->name, PLAN_CHANGE_NONE, ids.data,
-                     "spec deleted: take a full backup of '%s' before its instances go; last "
-                     "backup %s",
-                     cp->key, last);
-        else
-            fb = act(cp, PLAN_FINAL_BACKUP, src->name, PLAN_CHANGE_NONE, ids.data,
-                     "spec deleted: no backup destination was configured for '%s', so no "
-                     "final backup is taken; its data goes with its instances",
-                     cp->key);
+        fb = act(cp, PLAN_FINAL_BACKUP, src->name, PLAN_CHANGE_NONE, ids.data,
+                 "spec deleted: take a full backup of '%s' before its instances go; last "
+                 "backup %s",
+                 cp->key, last);
         waits_healthy(cp, fb, src->rep && src->rep->role == OBS_ROLE_PRIMARY ? "primary" : "node",
                       src, NULL);
         if (why.len)
             block(cp, fb, "%s", why.data);
     }
-    size_t dc =
-        act(cp, PLAN_DECOMMISSION, "", PLAN_CHANGE_DESTROY, ids.data,
-            "spec deleted: delete %zu instance%s: %s", cp->nm, cp->nm == 1 ? "" : "s", names.data);
+    size_t dc = act(cp, PLAN_DECOMMISSION, "", PLAN_CHANGE_DESTROY, ids.data,
+                    "spec deleted: delete %zu instance%s: %s%s", cp->nm, cp->nm == 1 ? "" : "s",
+                    names.data,
+                    bootstrapped && !have_backup
+                        ? "; no final backup: no backup destination was configured, so the "
+                          "data goes with the instances"
+                        : "");
     dep(cp, dc, fb);
     if (fb != SIZE_MAX)
         waits(cp, dc, "final backup of '%s' completed and verified", cp->key);

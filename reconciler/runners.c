@@ -517,9 +517,16 @@ static json_t *resources_json(const struct rcluster *c)
 /* --- provision_instance --- */
 
 static int run_provision(char **out_output, struct runners *r, const struct journal_action *a,
-                         const char *key, int64_t deadline, struct rv_error *err)
+                         const char *plan_key, int64_t deadline, struct rv_error *err)
 {
     json_t *found = NULL, *params = NULL, *res = NULL;
+    /* The plan's key names the node and its target, so a node re-created
+     * after a scale-in would get the key of its first life, and the
+     * provider would answer with the instance it deleted. The key sent is
+     * bound to the apply as well: the same across retries and after a crash
+     * (the journal resumes the same apply), new for a later apply. */
+    char key[CRYPTO_SHA256_HEX_SIZE];
+    char material[RV_PROVIDER_IDEMPOTENCY_KEY_MAX + 32];
     char token[AGENTAPI_TOKEN_HEX_SIZE] = "";
     char password[2 * 32 + 1] = "";
     char ns[RV_NAME_MAX + 1], name[RV_NAME_MAX + 1];
@@ -530,6 +537,11 @@ static int run_provision(char **out_output, struct runners *r, const struct jour
         return err->code;
     if (split_cluster(ns, sizeof(ns), name, sizeof(name), a->cluster) != 0)
         return rv_error_set(err, RV_EINVAL, false, "bad cluster name '%s'", a->cluster);
+    int n = snprintf(material, sizeof(material), "%s:apply-%" PRId64, plan_key, a->apply_id);
+    if (n < 0 || (size_t)n >= sizeof(material) ||
+        crypto_sha256_hex(key, material, (size_t)n) != 0)
+        return rv_error_set(err, RV_EINVAL, false, "cannot derive the idempotency key of '%s'",
+                            a->id);
 
     /* Already there (an earlier attempt, or a crash after the call): done,
      * without issuing a token that nobody would use. */
@@ -720,23 +732,35 @@ static bool cond_holds(struct runners *r, const struct journal_action *a, enum c
                  "cluster '%s': %d of %d nodes healthy, %d unhealthy, %d primar%s reporting",
                  a->cluster, healthy, want, unhealthy, primaries, primaries == 1 ? "y" : "ies");
     } else {
+        /* The agents elect the primary among themselves, so the planned
+         * node can lose the bootstrap race to one that registered first:
+         * bootstrap_primary needs a healthy primary in the cluster, and
+         * add_replica needs its node to be a healthy member in either role. */
         const struct rnode *n = NULL;
+        for (size_t i = 0; c == COND_PRIMARY && i < r->nnodes && n == NULL; i++) {
+            const struct rnode *m = &r->nodes[i];
+            if (node_is(m, ns, name, NULL) && node_fresh(m, now) && m->healthy &&
+                m->role == OBS_ROLE_PRIMARY)
+                n = m;
+        }
         for (size_t i = 0; i < r->nnodes && n == NULL; i++)
             if (node_is(&r->nodes[i], ns, name, a->node))
                 n = &r->nodes[i];
-        enum obs_role want = c == COND_PRIMARY ? OBS_ROLE_PRIMARY : OBS_ROLE_REPLICA;
+        bool role_ok = n != NULL && (n->role == OBS_ROLE_PRIMARY ||
+                                     (c == COND_REPLICA && n->role == OBS_ROLE_REPLICA));
         if (n == NULL)
             snprintf(why, why_size, "node '%s' has not reported yet", a->node);
         else if (!node_fresh(n, now))
-            snprintf(why, why_size, "node '%s' last reported %" PRId64 "s ago", a->node,
+            snprintf(why, why_size, "node '%s' last reported %" PRId64 "s ago", n->node,
                      now - n->last_report);
-        else if (n->role != want || !n->healthy)
-            snprintf(why, why_size, "node '%s' reports role %s, %s", a->node,
+        else if (!role_ok || !n->healthy)
+            snprintf(why, why_size, "node '%s' reports role %s, %s", n->node,
                      observed_role_name(n->role), n->healthy ? "healthy" : "unhealthy");
         else
             ok = true;
         if (ok)
-            snprintf(why, why_size, "node '%s' is a healthy %s", a->node, observed_role_name(want));
+            snprintf(why, why_size, "node '%s' is a healthy %s", n->node,
+                     observed_role_name(n->role));
     }
     pthread_mutex_unlock(&r->mu);
     return ok;

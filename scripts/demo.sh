@@ -97,7 +97,7 @@ stop_everything() {
         wait_gone 20 $pids || kill -KILL $pids 2>/dev/null || true
     fi
     # Any server left (its agent was killed): immediate shutdown, then KILL.
-    pids=$(pids_under postgres)
+    pids=$(pids_under bin/postgres)
     if [ -n "$pids" ]; then
         # shellcheck disable=SC2086
         kill -QUIT $pids 2>/dev/null || true
@@ -155,7 +155,7 @@ providers:
   - name: local
     command: [$provider]
     env: {REEVE_LOCAL_ROOT: $ROOT, REEVE_AGENT_BIN: $agent}
-limits: {maxConcurrentActions: 8, perProvider: 4, perCluster: ${DEMO_PER_CLUSTER:-1}}
+limits: {maxConcurrentActions: 8, perProvider: 4, perCluster: ${DEMO_PER_CLUSTER:-2}}
 agent: {ttlMs: 3000, tickMs: 300}
 EOF
 say "reeve serve -c $D/reeve.yaml   (log: $D/reeve.log)"

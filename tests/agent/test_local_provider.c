@@ -716,8 +716,8 @@ static void test_garbage(void **state)
     assert_non_null(strstr(line, "\"protocol_version\":1"));
     assert_non_null(strstr(line, "\"capabilities\":[\"resize\"]"));
     static const char *const want[] = {
-        "{\"type\":\"reply\",\"id\":1,\"error\":{\"code\":\"invalid\",\"retryable\":false,"
-        "\"message\":\"create_instance needs an idempotency_key",
+        ("{\"type\":\"reply\",\"id\":1,\"error\":{\"code\":\"invalid\",\"retryable\":false,"
+         "\"message\":\"create_instance needs an idempotency_key"),
         "{\"type\":\"reply\",\"id\":2,\"error\":{\"code\":\"invalid\"",
         "{\"type\":\"reply\",\"id\":3,\"error\":{\"code\":\"invalid\"",
         "{\"type\":\"reply\",\"id\":4,\"error\":{\"code\":\"invalid\"",

@@ -16,10 +16,11 @@
 #      exists, start it again: apply success, exactly 5 instance
 #      directories, 5 distinct nodes, one primary holding the row (a
 #      replica may have been promoted while reeve, the DCS, was down)
-#   4. scale 5 -> 2: apply success, the primary stays, its data too
-#   5. with T0600_DELETE=1 (off until deletion is executable): delete the
-#      spec (deletionProtection false, no backup): apply success, every
-#      instance directory, agent and server gone
+#   4. scale 5 -> 2: apply success, the primary stays, its data too; then
+#      2 -> 3, which re-creates a node name removed by the scale-in: a new
+#      instance, streaming
+#   5. delete the spec (deletionProtection false, no backup): apply
+#      success, every instance directory, agent and server gone
 #
 # Needs root (servers run as the postgres user) and PostgreSQL 15. Every
 # wait is bounded: T0600_APPLY seconds per apply (default 120), T0600_BUDGET
@@ -50,11 +51,10 @@ mkdir -p "$ROOT"
 chmod 0755 "$ROOT"
 TOKEN=forge-token-$RANDOM$RANDOM
 T_START=$SECONDS
-# One action at a time per cluster: instances are then created in plan
-# order, so shop-0's agent starts first and wins the bootstrap race that
-# bootstrap_primary expects it to win (with 2, another node sometimes does,
-# and the apply waits for shop-0 until the action's deadline).
-PER_CLUSTER=${T0600_PER_CLUSTER:-1}
+# Two actions at a time per cluster (reeve's default): instances start
+# together and any of them may win the bootstrap race; the apply must
+# converge whichever does.
+PER_CLUSTER=${T0600_PER_CLUSTER:-2}
 BUDGET=${T0600_BUDGET:-480}   # seconds for the whole run: stop (and clean up) before ctest's 600
 
 # A loopback network of our own (127.0.X.0/24, X in 150..249, nothing
@@ -107,7 +107,7 @@ stop_all() {
     [ -z "$FAKE_PID" ] || { kill "$FAKE_PID" 2>/dev/null; wait "$FAKE_PID" 2>/dev/null; } || true
     pids=$(pids_under reeve-agent)
     if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null; wait_gone 20 $pids || kill -KILL $pids 2>/dev/null; fi
-    pids=$(pids_under postgres)
+    pids=$(pids_under bin/postgres)
     if [ -n "$pids" ]; then kill -QUIT $pids 2>/dev/null; wait_gone 10 $pids || kill -KILL $pids 2>/dev/null; fi
     pids=$(pids_under provider-local)
     [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
@@ -362,23 +362,28 @@ assert_eq "$P0" "$PRIMARY" "2 instances: scale-in kept the primary $P0"
 assert_eq "written on shop" "$(psql_on "$P0" "SELECT v FROM t0600" | cut -c1-15)" \
     "2 instances: the data is still on the primary"
 
-# --- 5. delete the cluster (T0600_DELETE=1) ---------------------------------
-# Off by default: deleting a spec is planned as blocked today (final_backup:
-# "the last applied spec of 'demo/shop' is unknown, so deletionProtection
-# cannot be ruled out"), so nothing is deleted. Turn it on once deletion is
-# executable; the instances are stopped by the cleanup either way.
-if [ "${T0600_DELETE:-0}" = 1 ]; then
+say "4b. scale 2 -> 3: the new node takes a name the scale-in freed"
+M3B=$(commit_spec 3 "demo/shop: 3 instances again")
+wait_apply "$M3B" "3 instances again" || true
+wait_shape 3 2 "3 instances again"
+assert_eq 3 "$(instance_dirs)" "3 instances again: instance directories"
+
+# --- 5. delete the cluster -----------------------------------------------------
+# No backup section, so the plan takes no final backup and says so.
+if [ "${T0600_DELETE:-1}" = 1 ]; then
     say "5. delete demo/shop"
     M4=$(commit_spec delete "demo/shop: delete")
     wait_apply "$M4" "delete" || true
     for ((i = 0; i < 60; i++)); do [ "$(instance_dirs)" = 0 ] && break; sleep 1; done
     assert_eq 0 "$(instance_dirs)" "delete: no instance directory left"
     for ((i = 0; i < 100; i++)); do
-        [ -z "$(pids_under reeve-agent)$(pids_under postgres)" ] && break
+        [ -z "$(pids_under reeve-agent)$(pids_under bin/postgres)" ] && break
         sleep 0.2
     done
-    left=$(pids_under reeve-agent; pids_under postgres)
-    assert_eq "" "$(tr -s "\n" " " <<<"$left" | sed "s/ *$//")" "delete: no agent and no server left running"
+    left=$(pids_under reeve-agent; pids_under bin/postgres)
+    what=""
+    for pid in $left; do what="$what [$pid: $(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null | cut -c1-120)]"; done
+    assert_eq "" "$what" "delete: no agent and no server left running"
     for ((i = 0; i < 30; i++)); do
         n=$(status_json | jq -r '[.clusters[]? | select(.name == "shop") | .nodes[]?] | length')
         [ "$n" = 0 ] && break

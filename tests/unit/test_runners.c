@@ -194,6 +194,15 @@ static void action_init(struct journal_action *a, const char *kind, const char *
     a->idempotency_key = (char *)key;
 }
 
+/* The key the provider sees: the plan's key bound to the apply. */
+static void provider_key(char out[CRYPTO_SHA256_HEX_SIZE], const char *plan_key, int64_t apply_id)
+{
+    char material[256];
+    int n = snprintf(material, sizeof(material), "%s:apply-%lld", plan_key, (long long)apply_id);
+    assert_true(n > 0 && (size_t)n < sizeof(material));
+    assert_int_equal(crypto_sha256_hex(out, material, (size_t)n), 0);
+}
+
 static json_t *load_state(struct fixture *fx)
 {
     json_error_t je;
@@ -250,7 +259,10 @@ static void test_provision_remove(void **state)
     assert_string_equal(json_string_value(json_object_get(labels, "reeve.io/managed-by")), "reeve");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(inst, "resources"), "cpu")),
                      2);
-    assert_non_null(json_object_get(json_object_get(st, "keys"), KEY1));
+    char sent[CRYPTO_SHA256_HEX_SIZE];
+    provider_key(sent, KEY1, a.apply_id);
+    assert_non_null(json_object_get(json_object_get(st, "keys"), sent));
+    assert_null(json_object_get(json_object_get(st, "keys"), KEY1));
     json_decref(st);
 
     char cfgpath[256];
