@@ -10,7 +10,7 @@ packages=(
   libsqlite3-dev libuv1-dev libh2o-dev libzstd-dev libcmocka-dev
   libpq-dev libmariadb-dev
   postgresql-15 postgresql-client-15   # engine adapter tests run real servers
-  python3 lighttpd
+  python3 lighttpd curl jq procps   # test scripts drive servers with curl and jq
   time hyperfine
 )
 
