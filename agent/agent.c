@@ -17,6 +17,7 @@
 #include "dcs_client.h"
 #include "engine_pg.h"
 #include "log.h"
+#include "watchdog.h"
 
 #define COMP "agent"
 
@@ -43,6 +44,8 @@ struct agent {
     char p_marker[RV_PG_PATH_MAX + 64];
     char p_lock[RV_PG_PATH_MAX + 64];
     int lock_fd;
+    struct watchdog wd; /* fences the server if this agent freezes or dies */
+    bool wd_ok;
     uv_timer_t step_timer;
     uv_timer_t ka_timer;
     int handles_open;
@@ -110,6 +113,7 @@ struct ka {
 };
 
 static void schedule(struct agent *a, enum step_kind kind, int64_t delay_ms);
+static void wd_beat(struct agent *a);
 static void on_step_timer(uv_timer_t *t);
 
 static const char *role_name(enum role r)
@@ -827,6 +831,11 @@ static void step_done(uv_work_t *req, int status)
         log_warn(COMP, "%s", s->err.msg[0] ? s->err.msg : "step failed");
     if (kind == STEP_STOP) {
         free(s);
+        /* The server is down (fast shutdown) or could not be stopped; either
+         * way this agent no longer guards it. agent_free closes the pipe and
+         * reaps the watchdog, off the loop. */
+        if (a->wd_ok)
+            watchdog_disarm(&a->wd);
         a->session = 0;
         a->stop_done = true;
         maybe_finish(a);
@@ -846,12 +855,19 @@ static void step_done(uv_work_t *req, int status)
     if (s->new_role != ROLE_NONE && s->new_role != a->role) {
         log_info(COMP, "role: %s -> %s", role_name(a->role), role_name(s->new_role));
         a->role = s->new_role;
+        /* A new primary's lease is fresh only when its last keepalive is. */
+        if (a->role == ROLE_PRIMARY &&
+            now_ms(a) - a->last_ok_ms <= a->cfg->ttl_ms / RV_AGENT_RENEW_DIV)
+            wd_beat(a);
     }
     if (kind == STEP_FENCE) {
         a->fence_wanted = false;
         a->session = 0;
         a->session_lost = true;
     }
+    /* A failed fence leaves the watchdog armed: it stops the server itself. */
+    if (a->role != ROLE_PRIMARY && a->wd_ok && !(kind == STEP_FENCE && s->outcome == OUT_ERROR))
+        watchdog_disarm(&a->wd);
     if (s->lost_leadership)
         a->fence_wanted = true;
     if (s->leader_rev > a->watch_rev)
@@ -937,6 +953,15 @@ static void schedule(struct agent *a, enum step_kind kind, int64_t delay_ms)
     uv_timer_start(&a->step_timer, on_step_timer, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
 }
 
+/* The primary's lease was just confirmed: restart the watchdog's deadline.
+ * The watchdog counts from now, the agent from the keepalive's send time,
+ * so the watchdog fires no earlier than the agent would fence itself. */
+static void wd_beat(struct agent *a)
+{
+    if (a->wd_ok && a->role == ROLE_PRIMARY && !a->fence_wanted && !a->stop_done)
+        watchdog_arm(&a->wd);
+}
+
 static void ka_work(uv_work_t *req)
 {
     struct ka *k = req->data;
@@ -954,6 +979,8 @@ static void ka_done(uv_work_t *req, int status)
         if (k->rc == 0) {
             if (k->sent_ms > a->last_ok_ms)
                 a->last_ok_ms = k->sent_ms;
+            if (a->role == ROLE_PRIMARY && k->sent_ms == a->last_ok_ms)
+                wd_beat(a);
         } else if (k->rc == RV_ENOTFOUND || k->rc == RV_EAUTH) {
             log_error(COMP, "session %" PRIu64 " is gone: %s", a->session, k->err.msg);
             a->session_lost = true;
@@ -1111,6 +1138,15 @@ out:
 int agent_start(struct agent *a, struct rv_error *err)
 {
     uint64_t every = (uint64_t)(a->cfg->ttl_ms / RV_AGENT_FENCE_CHECK_DIV);
+    int rc;
+    /* Before the first uv_queue_work: no thread exists yet to fork past. */
+    if (!a->wd_ok) {
+        rc = watchdog_start(&a->wd, a->cfg->pg.data_dir, a->cfg->ttl_ms / RV_AGENT_DEADLINE_DIV,
+                            err);
+        if (rc != 0)
+            return rc;
+        a->wd_ok = true;
+    }
     if (uv_timer_start(&a->ka_timer, on_ka_timer, every, every) != 0)
         return rv_error_set(err, RV_EINTERNAL, false, "cannot start the keepalive timer");
     log_info(COMP, "node '%s' of '%s/%s' starting (ttl %" PRId64 " ms, tick %" PRId64 " ms)",
@@ -1134,6 +1170,8 @@ void agent_free(struct agent *a)
 {
     if (a == NULL)
         return;
+    if (a->wd_ok)
+        watchdog_release(&a->wd);
     if (a->engine_ok)
         pg_engine_release(&a->engine);
     dcs_client_release(&a->dcs);

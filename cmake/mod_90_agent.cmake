@@ -18,7 +18,8 @@ set_tests_properties(unit.test_pg PROPERTIES LABELS unit TIMEOUT 120
 target_sources(reeve_agent_core PRIVATE
   ${CMAKE_SOURCE_DIR}/agent/config.c
   ${CMAKE_SOURCE_DIR}/agent/dcs_client.c
-  ${CMAKE_SOURCE_DIR}/agent/agent.c)
+  ${CMAKE_SOURCE_DIR}/agent/agent.c
+  ${CMAKE_SOURCE_DIR}/agent/watchdog.c)
 add_executable(reeve-agent ${CMAKE_SOURCE_DIR}/agent/main.c)
 target_link_libraries(reeve-agent PRIVATE reeve_agent_core)
 

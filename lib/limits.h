@@ -564,11 +564,23 @@ _Static_assert(RV_EXEC_ACTIONS_MAX <= RV_PLAN_ACTIONS_MAX, "an apply is one plan
 #define RV_AGENT_NAME_MAX 63
 #define RV_AGENT_URL_MAX 512
 
+/* The watchdog (agent/watchdog.c): after SIGINT (fast shutdown) the
+ * postmaster gets this long before SIGQUIT (immediate), which stops it at
+ * once; this fits in the half TTL left after the renew deadline. */
+#define RV_AGENT_WATCHDOG_STOP_MS 1000
+/* /proc/<pid>/cmdline read to check the postmaster: its argv[0] is short,
+ * the rest is only cut. */
+#define RV_AGENT_WATCHDOG_CMDLINE_MAX 4096
+/* A clean stop waits this long for the disarmed watchdog to exit. */
+#define RV_AGENT_WATCHDOG_REAP_MS 1000
+
 _Static_assert(RV_AGENT_TTL_MIN_MS >= RV_DCS_TTL_MIN_MS, "agent ttl within dcs range");
 _Static_assert(RV_AGENT_TTL_MAX_MS <= RV_DCS_TTL_MAX_MS, "agent ttl within dcs range");
 _Static_assert(RV_AGENT_RENEW_DIV > RV_AGENT_DEADLINE_DIV, "renew before the deadline");
 _Static_assert(RV_AGENT_DEADLINE_DIV >= 2, "fencing leaves half a ttl to stop the server");
 _Static_assert(RV_AGENT_STEP_CALL_DIV > RV_AGENT_RENEW_DIV, "step calls end before keepalives");
+_Static_assert(RV_AGENT_WATCHDOG_STOP_MS <= RV_AGENT_TTL_MIN_MS / RV_AGENT_DEADLINE_DIV,
+               "the watchdog's fast shutdown is cut off within the half ttl it has");
 _Static_assert(RV_AGENT_WATCH_WAIT_MS <= RV_AGENTAPI_WATCH_MAX_MS, "the api allows the wait");
 _Static_assert(RV_AGENT_FENCE_CHECK_DIV > RV_AGENT_STEP_CALL_DIV, "the check is the finest");
 _Static_assert(RV_AGENT_TTL_MIN_MS / RV_AGENT_FENCE_CHECK_DIV >= 50, "check period is sane");

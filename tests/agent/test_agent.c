@@ -8,7 +8,11 @@
  * /tmp/reeve-agent-test-XXXXXX; as root the servers run as the postgres
  * user. The test watches the DCS through an observer node's agent token:
  * exactly one node leads, the other streams from it, a row written on the
- * primary reaches the replica; then the primary's server is killed and its
+ * primary reaches the replica. Then only the primary's agent is frozen
+ * (SIGSTOP) with its server running: its watchdog must stop the server
+ * before the replica takes over, so that at no sample are two nodes
+ * writable, and the thawed agent must rejoin as a replica. Then the new
+ * primary's server is killed and its
  * agent frozen, and the replica must take the leader key, promote and take
  * writes while the old primary takes none. Before that the reconciler
  * freezes for two TTLs: the primary must fence itself in time. After it,
@@ -426,6 +430,13 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
     return remove(path);
 }
 
+/* A committed write, cut off after a second so a stuck server reads as
+ * not writable rather than stalling the sampler. */
+static bool writable(const struct node *n, int port)
+{
+    return sql(n, port, "SET statement_timeout = 1000; INSERT INTO t VALUES (3)", NULL, 0);
+}
+
 static pid_t postmaster_pid(const struct node *n)
 {
     char path[300], line[32] = "";
@@ -438,6 +449,13 @@ static pid_t postmaster_pid(const struct node *n)
     fclose(pf);
     long v = strtol(line, NULL, 10);
     return v > 1 ? (pid_t)v : -1;
+}
+
+/* The owner of n's data directory (the user the servers run as). */
+static uid_t postmaster_uid(const struct node *n)
+{
+    struct stat sb;
+    return stat(n->data, &sb) == 0 ? sb.st_uid : (uid_t)-1;
 }
 
 /* --- the scenario --- */
@@ -531,8 +549,72 @@ static void scenario(struct fixture *f)
     if (!wait_value(r, f->port, "SELECT max(x) FROM t", "44", REPL_WAIT_MS))
         FAIL("the row did not reach the replica %s after the hang", r->name);
 
-    /* Failover: the primary's server dies and its agent freezes. */
+    /* A frozen agent: only the primary's agent stops (SIGSTOP), its server
+     * keeps running. The agent's watchdog must stop the server before the
+     * replica can take the key: sampled every ~100 ms until the new primary
+     * takes writes and for one TTL after, never are both writable. */
     pid_t pm = postmaster_pid(p);
+    CHECK(pm > 0);
+    int64_t t_freeze = now_ms();
+    CHECK(kill(p->pid, SIGSTOP) == 0);
+    int64_t old_last = -1, new_first = -1, both_at = -1;
+    int samples = 0;
+    while (now_ms() < t_freeze + FAILOVER_WAIT_MS) {
+        bool pw = writable(p, f->port);
+        bool rw = writable(r, f->port);
+        int64_t t = now_ms() - t_freeze;
+        samples++;
+        if (pw)
+            old_last = t;
+        if (rw && new_first < 0)
+            new_first = t;
+        if (pw && rw && both_at < 0)
+            both_at = t;
+        if (new_first >= 0 && t > new_first + TTL_MS)
+            break;
+        sleep_ms(100);
+    }
+    fprintf(stderr,
+            "frozen agent: old primary's last write %lld ms, new primary's first %lld ms "
+            "after the freeze (%d samples, ttl %d)\n",
+            (long long)old_last, (long long)new_first, samples, TTL_MS);
+    if (both_at >= 0)
+        FAIL("two writable primaries %lld ms after %s's agent froze", (long long)both_at, p->name);
+    if (new_first < 0)
+        FAIL("%s did not take writes within %d ms of %s's agent freezing", r->name,
+             FAILOVER_WAIT_MS, p->name);
+    CHECK(old_last < TTL_MS);
+    CHECK(!sql(p, f->port, "SELECT 1", NULL, 0));
+    /* The watchdog left the server restartable only as a standby. */
+    char sig[300];
+    snprintf(sig, sizeof sig, "%s/standby.signal", p->data);
+    CHECK(stat(sig, &sb) == 0);
+    CHECK(sb.st_uid == postmaster_uid(p));
+    /* Thawed, the agent fences itself (too late to matter) and rejoins the
+     * new primary; it never becomes a second writable primary. */
+    CHECK(kill(p->pid, SIGCONT) == 0);
+    int64_t t_thaw = now_ms();
+    bool rejoined = false;
+    while (now_ms() < t_thaw + BOOT_WAIT_MS) {
+        if (writable(p, f->port))
+            FAIL("%s took writes after its agent thawed", p->name);
+        if (wait_node(f, p->name, "replica", true, 100)) {
+            rejoined = true;
+            break;
+        }
+    }
+    if (!rejoined)
+        FAIL("%s did not rejoin as a streaming replica after its agent thawed", p->name);
+    CHECK(wait_leader(f, NULL, leader, sizeof leader, REPL_WAIT_MS));
+    CHECK(strcmp(leader, r->name) == 0);
+    fprintf(stderr, "thaw: %s rejoined %lld ms after its agent thawed\n", p->name,
+            (long long)(now_ms() - t_thaw));
+    struct node *swap = p;
+    p = r;
+    r = swap;
+
+    /* Failover: the primary's server dies and its agent freezes. */
+    pm = postmaster_pid(p);
     CHECK(pm > 0);
     int64_t t_kill = now_ms();
     CHECK(kill(p->pid, SIGSTOP) == 0);
