@@ -9,7 +9,7 @@ set_target_properties(reeve-provider-local PROPERTIES RUNTIME_OUTPUT_DIRECTORY $
 
 # The local provider end to end: the provider client (reconciler/provider.c),
 # an in-process DCS and agent API, two instances of one cluster.
-add_executable(test_local_provider ${CMAKE_SOURCE_DIR}/tests/agent/test_local_provider.c
+add_executable(test_local_provider ${CMAKE_SOURCE_DIR}/tests/agent/test_local_provider.c ${CMAKE_SOURCE_DIR}/tests/agent/recon.c
   ${CMAKE_SOURCE_DIR}/reconciler/provider.c ${CMAKE_SOURCE_DIR}/reconciler/dcs.c
   ${CMAKE_SOURCE_DIR}/reconciler/agentapi.c)
 target_compile_options(test_local_provider PRIVATE "SHELL:-iquote ${CMAKE_SOURCE_DIR}/agent"

@@ -27,7 +27,7 @@ target_link_libraries(reeve-agent PRIVATE reeve_agent_core)
 # two reeve-agent processes running PostgreSQL. The DCS and the agent API
 # need only lib/, so they are compiled in rather than taking all of
 # reeve_recon.
-add_executable(test_agent ${CMAKE_SOURCE_DIR}/tests/agent/test_agent.c
+add_executable(test_agent ${CMAKE_SOURCE_DIR}/tests/agent/test_agent.c ${CMAKE_SOURCE_DIR}/tests/agent/recon.c
   ${CMAKE_SOURCE_DIR}/reconciler/dcs.c ${CMAKE_SOURCE_DIR}/reconciler/agentapi.c)
 # agent/ first: both folders have a config.h.
 target_compile_options(test_agent PRIVATE "SHELL:-iquote ${CMAKE_SOURCE_DIR}/agent"

@@ -38,6 +38,7 @@
 #include <uv.h>
 
 #include "agentapi.h"
+#include "recon.h"
 #include "dcs.h"
 #include "dcs_client.h"
 #include "httpd.h"
@@ -46,17 +47,6 @@
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 #define BOOT_WAIT_MS 60000
 #define CALL_MS 60000
-
-struct recon {
-    uv_loop_t loop;
-    struct httpd *h;
-    struct dcs *dcs;
-    struct agentapi *api;
-    uv_async_t stop;
-    uint16_t port;
-    bool started;
-    bool closed;
-};
 
 struct fixture {
     char base[64];
@@ -84,68 +74,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-/* --- the reconciler side (as in test_agent.c) --- */
-
-static int64_t loop_clock(void *payload)
-{
-    return (int64_t)uv_now(payload);
-}
-
-static void on_httpd_closed(void *payload)
-{
-    struct recon *r = payload;
-    r->closed = true;
-}
-
-static void on_api_closed(void *payload)
-{
-    struct recon *r = payload;
-    httpd_close(r->h, on_httpd_closed, r);
-}
-
-static void on_stop(uv_async_t *as)
-{
-    struct recon *r = as->data;
-    uv_close((uv_handle_t *)as, NULL);
-    if (r->api != NULL)
-        agentapi_close(r->api, on_api_closed, r);
-    else if (r->h != NULL)
-        httpd_close(r->h, on_httpd_closed, r);
-}
-
-static void recon_start(struct recon *r, char tok[][AGENTAPI_TOKEN_HEX_SIZE],
-                        const char *const *nodes, size_t n)
-{
-    struct rv_error err = {0};
-    struct httpd_config hc = {.listen = "127.0.0.1:0"};
-    assert_int_equal(uv_loop_init(&r->loop), 0);
-    uv_async_init(&r->loop, &r->stop, on_stop);
-    r->stop.data = r;
-    r->started = true;
-    if (dcs_open(&r->dcs, NULL, loop_clock, &r->loop, &err) != 0)
-        fail_msg("dcs_open: %s", err.msg);
-    if (httpd_new(&r->h, &r->loop, &hc, &err) != 0)
-        fail_msg("httpd_new: %s", err.msg);
-    r->port = httpd_port(r->h);
-    if (agentapi_new(&r->api, &r->loop, r->h, r->dcs, NULL, NULL, &err) != 0)
-        fail_msg("agentapi_new: %s", err.msg);
-    for (size_t i = 0; i < n; i++)
-        if (agentapi_registration_issue(tok[i], r->dcs, "test", "pg", nodes[i], &err) != 0)
-            fail_msg("issue: %s", err.msg);
-}
-
-static void recon_run_and_free(struct recon *r)
-{
-    if (!r->started)
-        return;
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    r->started = false;
-    agentapi_free(r->api);
-    dcs_free(r->dcs);
-    if (uv_loop_close(&r->loop) != 0)
-        fprintf(stderr, "the reconciler's loop still has handles\n");
 }
 
 /* --- helpers --- */
@@ -617,7 +545,9 @@ static void test_cluster(void **state)
     }
     static const char *const nodes[] = {"node-a", "node-b", "observer"};
     struct rv_error err = {0};
-    recon_start(&f->r, f->tok, nodes, 3);
+    struct rv_error rerr = {0};
+    if (recon_start(&f->r, f->tok, "test", "pg", nodes, 3, &rerr) != 0)
+        fail_msg("reconciler: %s", rerr.msg);
     assert_int_equal(dcs_client_init(&f->obs, "http://127.0.0.1:1", 5000, &err), 0);
     assert_int_equal(pthread_create(&f->thread, NULL, scenario_main, f), 0);
     recon_run_and_free(&f->r);
