@@ -1,8 +1,10 @@
 /* agent.c - the autopilot (see agent.h and docs/agent.md). */
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -10,13 +12,18 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "dcs_client.h"
+#include "engine.h"
 #include "engine_pg.h"
+#include "hooks.h"
 #include "log.h"
+#include "ops.h"
+#include "restore_cmd.h"
 #include "watchdog.h"
 
 #define COMP "agent"
@@ -24,12 +31,24 @@
 enum role { ROLE_NONE, ROLE_PRIMARY, ROLE_REPLICA, ROLE_FENCED };
 enum step_kind { STEP_START, STEP_DECIDE, STEP_TICK, STEP_FENCE, STEP_STOP };
 
+/* A set of node names (synchronous standbys). */
+struct sync_set {
+    size_t n;
+    char names[RV_PG_SYNC_MEMBERS_MAX][RV_AGENT_NAME_MAX + 1];
+};
+
+/* Written as synchronous_standby_names while a race winner promotes: no
+ * node can have this name (node names never start with '-'), so commits
+ * wait until the first tick has published the new synchronous set. */
+#define SYNC_PENDING "-reeve-pending"
+
 struct agent {
     uv_loop_t *loop;
     const struct agent_config *cfg;
     agent_done_fn done;
     void *payload;
-    struct pg_engine engine;
+    struct pg_engine engine; /* PostgreSQL's adapter, behind eng */
+    struct engine eng;       /* the engine interface (engine.h): every call goes through it */
     bool engine_ok;
     struct dcs_client dcs;       /* steps: short timeout */
     struct dcs_client dcs_ka;    /* keepalives */
@@ -40,6 +59,8 @@ struct agent {
     char k_init[RV_DCS_KEY_MAX + 1];
     char k_state[RV_DCS_KEY_MAX + 1];
     char k_node[RV_DCS_KEY_MAX + 1];
+    char k_sync[RV_DCS_KEY_MAX + 1];
+    char k_nodes[RV_DCS_KEY_MAX + 1];
     char p_token[RV_PG_PATH_MAX + 64];
     char p_marker[RV_PG_PATH_MAX + 64];
     char p_lock[RV_PG_PATH_MAX + 64];
@@ -73,6 +94,17 @@ struct agent {
     char upstream_node[RV_AGENT_NAME_MAX + 1];
     struct pg_primary upstream;
     uint64_t last_primary_lsn;
+    bool prestart_done;               /* the preStart handler succeeded */
+    bool health_failed;               /* the last health handler failed */
+    enum role change_from, change_to; /* an onChange to run; change_to NONE: none */
+    /* The primary's synchronous standbys: live in the server, published in
+     * the sync key (sync_pub valid when sync_pub_ok), and the position from
+     * which a new live member holds every acknowledged commit. */
+    struct sync_set sync_live;
+    struct sync_set sync_pub;
+    bool sync_pub_ok;
+    uint64_t sync_since_lsn;
+    struct ops_state ops; /* day-2 operations (ops.h) */
 };
 
 enum outcome { OUT_OK, OUT_WAIT, OUT_ERROR };
@@ -194,9 +226,11 @@ static int write_marker(struct agent *a, enum role r, struct rv_error *err)
 
 /* --- JSON values --- */
 
-static void lsn_text(char *out, size_t cap, uint64_t lsn)
+/* A position as published in node keys (engine.h: an LSN for PostgreSQL, a
+ * transaction count for MariaDB). */
+static void pos_text(const struct agent *a, char *out, size_t cap, uint64_t pos)
 {
-    snprintf(out, cap, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
+    a->eng.ops->pos_text(out, cap, pos);
 }
 
 /* The leader key. A replica that wins the race takes the key before it
@@ -218,26 +252,37 @@ static bool leader_ready(json_t *kv)
     return r == NULL || json_is_true(r);
 }
 
-static json_t *node_value(const struct agent *a, enum role r, const struct pg_status *st)
+/* `received`: the end of the WAL a standby holds (what a promotion would
+ * replay up to), for the failover ranking. MariaDB nodes publish positions
+ * as transaction counts, the lag as lag_transactions and their GTID
+ * position as gtid. A replica whose history diverged is not healthy. */
+static json_t *node_value(const struct agent *a, enum role r, const struct engine_status *st)
 {
-    char lsn[40];
-    bool healthy =
-        st->running && st->accepting && (r == ROLE_PRIMARY ? !st->in_recovery : st->in_recovery);
-    lsn_text(lsn, sizeof(lsn), st->current_lsn);
-    return json_pack("{s:s,s:s,s:s,s:i,s:b,s:b,s:I,s:s,s:I}", "node", a->cfg->node, "role",
-                     role_name(r), "address", a->cfg->pg.listen_address, "port", a->cfg->pg.port,
-                     "healthy", healthy, "streaming", st->streaming, "timeline",
-                     (json_int_t)st->timeline, "lsn", lsn, "lag_bytes", (json_int_t)st->lag_bytes);
+    char lsn[40], recv[40];
+    bool healthy = st->running && st->accepting && !st->diverged &&
+                   (r == ROLE_PRIMARY ? !st->in_recovery : st->in_recovery) && !a->health_failed;
+    bool mdb = a->eng.type == ENGINE_MARIADB;
+    pos_text(a, lsn, sizeof(lsn), st->current);
+    pos_text(a, recv, sizeof(recv), st->received > st->current ? st->received : st->current);
+    json_t *v = json_pack("{s:s,s:s,s:s,s:i,s:b,s:b,s:I,s:s,s:s,s:I}", "node", a->cfg->node, "role",
+                          role_name(r), "address", a->cfg->pg.listen_address, "port",
+                          a->cfg->pg.port, "healthy", healthy, "streaming", st->streaming,
+                          "timeline", (json_int_t)st->timeline, "lsn", lsn, "received", recv,
+                          mdb ? "lag_transactions" : "lag_bytes", (json_int_t)st->lag);
+    if (v != NULL && mdb && json_object_set_new(v, "gtid", json_string(st->position)) != 0) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
 }
 
 /* Publish node state (attached to the session) and report it. */
-static int publish(struct step *s, enum role r, const struct pg_status *st)
+static int publish(struct step *s, enum role r, const struct engine_status *st)
 {
     struct agent *a = s->a;
     json_t *v = node_value(a, r, st);
     json_t *rep = NULL;
     struct rv_error rerr = {0};
-    char lsn[40];
     int rc;
     if (v == NULL) {
         rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
@@ -248,12 +293,29 @@ static int publish(struct step *s, enum role r, const struct pg_status *st)
         goto out;
     if (atomic_load(&a->abort_step))
         goto out;
-    lsn_text(lsn, sizeof(lsn), st->current_lsn);
-    rep =
-        json_pack("{s:s,s:b,s:s,s:I,s:I,s:s}", "role",
-                  r == ROLE_PRIMARY || r == ROLE_REPLICA ? role_name(r) : "unknown", "healthy",
-                  json_is_true(json_object_get(v, "healthy")), "engine", "postgresql", "lag_bytes",
-                  (json_int_t)st->lag_bytes, "timeline", (json_int_t)st->timeline, "position", lsn);
+    /* The lag is in bytes of WAL for PostgreSQL and in transactions for
+     * MariaDB; a replica also says whether its replication runs. */
+    rep = json_pack("{s:s,s:b,s:s,s:I,s:s}", "role",
+                    r == ROLE_PRIMARY || r == ROLE_REPLICA ? role_name(r) : "unknown", "healthy",
+                    json_is_true(json_object_get(v, "healthy")), "engine", a->eng.ops->name,
+                    "timeline", (json_int_t)st->timeline, "position", st->position);
+    if (rep != NULL && r == ROLE_REPLICA &&
+        json_object_set_new(rep, "streaming", json_boolean(st->streaming)) != 0) {
+        json_decref(rep);
+        rep = NULL;
+    }
+    if (rep != NULL &&
+        json_object_set_new(rep,
+                            a->eng.type == ENGINE_POSTGRESQL ? "lag_bytes" : "lag_transactions",
+                            json_integer((json_int_t)st->lag)) != 0) {
+        json_decref(rep);
+        rep = NULL;
+    }
+    if (rep != NULL && a->eng.version[0] != '\0' &&
+        json_object_set_new(rep, "version", json_string(a->eng.version)) != 0) {
+        json_decref(rep);
+        rep = NULL;
+    }
     if (rep != NULL && dcs_client_report(&a->dcs, rep, &rerr) != 0)
         log_debug(COMP, "report not accepted: %s", rerr.msg);
 out:
@@ -299,6 +361,396 @@ static void release_leader(struct step *s)
     if (dcs_client_txn(&ok, NULL, &a->dcs, txn, &e) != 0)
         log_warn(COMP, "cannot release the leader key: %s", e.msg);
     json_decref(txn);
+}
+
+/* --- handlers --- */
+
+/* "host:port" of the primary as this node knows it, "" when unknown. */
+static void primary_text(const struct agent *a, enum role r, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (r == ROLE_PRIMARY)
+        snprintf(out, cap, "%s:%d", a->cfg->pg.listen_address, a->cfg->pg.port);
+    else if (r == ROLE_REPLICA && a->upstream_node[0] != '\0')
+        snprintf(out, cap, "%s:%d", a->upstream.host, a->upstream.port);
+}
+
+/* Run ev's command (when configured) for a node in role r. */
+static int run_hook(struct step *s, enum agent_event ev, enum role r, enum role old_role,
+                    struct rv_error *err)
+{
+    struct agent *a = s->a;
+    char primary[RV_PG_HOST_MAX + 16];
+    if (!hook_configured(a->cfg, ev))
+        return 0;
+    primary_text(a, r, primary, sizeof(primary));
+    struct hook_event info = {.role = r == ROLE_NONE ? "" : role_name(r),
+                              .primary = primary,
+                              .old_role = old_role == ROLE_NONE ? "" : role_name(old_role),
+                              .new_role = r == ROLE_NONE ? "" : role_name(r)};
+    return hook_run(a->cfg, ev, &info, &a->abort_step, err);
+}
+
+/* The health handler: a failure marks the node unhealthy in what it
+ * publishes (docs/agent.md "Handlers"). */
+static void check_health(struct step *s, enum role r)
+{
+    struct rv_error e = {0};
+    struct agent *a = s->a;
+    if (!hook_configured(a->cfg, AGENT_EV_HEALTH))
+        return;
+    int rc = run_hook(s, AGENT_EV_HEALTH, r, ROLE_NONE, &e);
+    if (rc == RV_ECANCELED)
+        return;
+    if (rc != 0 && !a->health_failed)
+        log_warn(COMP, "the health handler failed: reporting this node unhealthy");
+    else if (rc == 0 && a->health_failed)
+        log_info(COMP, "the health handler passes again: reporting this node healthy");
+    a->health_failed = rc != 0;
+}
+
+/* --- synchronous standbys --- */
+
+static bool set_has(const struct sync_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void set_add(struct sync_set *set, const char *name)
+{
+    if (set->n < RV_PG_SYNC_MEMBERS_MAX && !set_has(set, name))
+        snprintf(set->names[set->n++], sizeof(set->names[0]), "%s", name);
+}
+
+static bool set_equal(const struct sync_set *x, const struct sync_set *y)
+{
+    if (x->n != y->n)
+        return false;
+    for (size_t i = 0; i < x->n; i++)
+        if (!set_has(y, x->names[i]))
+            return false;
+    return true;
+}
+
+/* Write the sync key ({"leader", "n", "members"}, no session: it must
+ * outlive the primary) only while the leader key is still mine. */
+static int sync_publish(struct step *s, const struct sync_set *set)
+{
+    struct agent *a = s->a;
+    bool ok = false;
+    json_t *members = json_array();
+    for (size_t i = 0; members != NULL && i < set->n; i++)
+        if (json_array_append_new(members, json_string(set->names[i])) != 0) {
+            json_decref(members);
+            members = NULL;
+        }
+    json_t *txn = members == NULL
+                      ? NULL
+                      : json_pack("{s:[{s:s,s:I}],s:[{s:{s:s,s:{s:s,s:i,s:o}}}]}", "compare", "key",
+                                  a->k_leader, "session", (json_int_t)s->session, "success", "put",
+                                  "key", a->k_sync, "value", "leader", a->cfg->node, "n",
+                                  a->cfg->synchronous, "members", members);
+    int rc;
+    if (txn == NULL)
+        return rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
+    rc = dcs_client_txn(&ok, NULL, &a->dcs, txn, &s->err);
+    json_decref(txn);
+    if (rc == 0 && !ok) {
+        s->lost_leadership = true;
+        return rv_error_set(&s->err, RV_ECONFLICT, false,
+                            "cannot publish the synchronous standbys: the leader key is no "
+                            "longer mine");
+    }
+    if (rc != 0)
+        return rc;
+    a->sync_pub = *set;
+    a->sync_pub_ok = true;
+    log_info(COMP, "published %zu synchronous standby(s)%s%s", set->n, set->n ? ", first " : "",
+             set->n ? set->names[0] : "");
+    return 0;
+}
+
+/* Healthy replicas (their nodes/ keys) into set, any number. */
+static int healthy_replicas(struct step *s, struct sync_set *set)
+{
+    struct agent *a = s->a;
+    json_t *kvs = NULL;
+    size_t i;
+    json_t *kv;
+    set->n = 0;
+    int rc = dcs_client_list(&kvs, &a->dcs, a->k_nodes, &s->err);
+    if (rc != 0)
+        return rc;
+    json_array_foreach(kvs, i, kv)
+    {
+        json_t *v = json_object_get(kv, "value");
+        const char *n = json_string_value(json_object_get(v, "node"));
+        const char *r = json_string_value(json_object_get(v, "role"));
+        if (n != NULL && r != NULL && strcmp(r, "replica") == 0 &&
+            json_is_true(json_object_get(v, "healthy")) && strlen(n) <= RV_AGENT_NAME_MAX)
+            set_add(set, n);
+    }
+    json_decref(kvs);
+    return 0;
+}
+
+/* The synchronous standbys to have: healthy streaming replicas, current
+ * members first, then the most advanced (ties: the smaller name). */
+static void sync_target(const struct agent *a, const struct sync_set *healthy,
+                        struct pg_standby *sb, size_t n_sb, struct sync_set *t)
+{
+    size_t want = (size_t)a->cfg->synchronous;
+    t->n = 0;
+    for (size_t i = 0; i < a->sync_live.n && t->n < want; i++)
+        for (size_t j = 0; j < n_sb; j++)
+            if (strcmp(sb[j].name, a->sync_live.names[i]) == 0 && sb[j].streaming &&
+                set_has(healthy, sb[j].name))
+                set_add(t, sb[j].name);
+    while (t->n < want) {
+        struct pg_standby *best = NULL;
+        for (size_t j = 0; j < n_sb; j++) {
+            if (!sb[j].streaming || !set_has(healthy, sb[j].name) || set_has(t, sb[j].name))
+                continue;
+            if (best == NULL || sb[j].flush_lsn > best->flush_lsn ||
+                (sb[j].flush_lsn == best->flush_lsn && strcmp(sb[j].name, best->name) < 0))
+                best = &sb[j];
+        }
+        if (best == NULL)
+            break;
+        set_add(t, best->name);
+    }
+}
+
+/* The primary keeps synchronous_standby_names and the sync key in step.
+ * The published set only ever holds nodes that have every acknowledged
+ * commit: before the live set changes, what is published shrinks to the
+ * members common to both; a new member is published once it has flushed
+ * up to the position of the change. */
+static int sync_tick(struct step *s)
+{
+    struct agent *a = s->a;
+    struct pg_standby sb[RV_AGENT_PEERS_MAX];
+    struct sync_set healthy, target, pub;
+    struct engine_status st;
+    size_t n_sb = 0;
+    int rc;
+    if (a->cfg->synchronous == 0 || a->eng.ops->set_synchronous == NULL)
+        return 0;
+    if ((rc = a->eng.ops->standbys(&a->eng, sb, RV_AGENT_PEERS_MAX, &n_sb, &s->err)) != 0 ||
+        (rc = healthy_replicas(s, &healthy)) != 0)
+        return rc;
+    sync_target(a, &healthy, sb, n_sb, &target);
+    if (!set_equal(&target, &a->sync_live)) {
+        pub.n = 0;
+        for (size_t i = 0; a->sync_pub_ok && i < a->sync_pub.n; i++)
+            if (set_has(&target, a->sync_pub.names[i]))
+                set_add(&pub, a->sync_pub.names[i]);
+        if (!a->sync_pub_ok || !set_equal(&pub, &a->sync_pub))
+            if ((rc = sync_publish(s, &pub)) != 0)
+                return rc;
+        const char *names[RV_PG_SYNC_MEMBERS_MAX];
+        for (size_t i = 0; i < target.n; i++)
+            names[i] = target.names[i];
+        rc = a->eng.ops->set_synchronous(&a->eng, names, target.n, (unsigned)target.n,
+                                         PG_SYNC_FIRST, &s->err);
+        if (rc == 0)
+            rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
+        if (rc != 0)
+            return rc;
+        a->sync_live = target;
+        a->sync_since_lsn = st.current;
+        if (target.n < (size_t)a->cfg->synchronous)
+            log_warn(COMP, "only %zu of %d synchronous standbys are available", target.n,
+                     a->cfg->synchronous);
+        return 0;
+    }
+    pub.n = 0;
+    for (size_t j = 0; j < n_sb; j++)
+        if (set_has(&a->sync_live, sb[j].name) &&
+            ((a->sync_pub_ok && set_has(&a->sync_pub, sb[j].name)) ||
+             (sb[j].sync && sb[j].flush_lsn >= a->sync_since_lsn)))
+            set_add(&pub, sb[j].name);
+    if (!a->sync_pub_ok || !set_equal(&pub, &a->sync_pub))
+        return sync_publish(s, &pub);
+    return 0;
+}
+
+/* A primary whose configuration is asynchronous removes a sync key left
+ * from an earlier configuration, so failover is not restricted by it. */
+static void sync_clear(struct step *s)
+{
+    struct agent *a = s->a;
+    struct rv_error e = {0};
+    bool ok = false;
+    if (a->cfg->synchronous != 0 || a->sync_pub_ok)
+        return;
+    json_t *txn =
+        json_pack("{s:[{s:s,s:I}],s:[{s:{s:s}}]}", "compare", "key", a->k_leader, "session",
+                  (json_int_t)s->session, "success", "delete", "key", a->k_sync);
+    if (txn != NULL && dcs_client_txn(&ok, NULL, &a->dcs, txn, &e) == 0 && ok) {
+        a->sync_pub.n = 0;
+        a->sync_pub_ok = true;
+    }
+    json_decref(txn);
+}
+
+/* Whether this node may race under the last published synchronous set:
+ * yes when no set was ever published (nothing was promised), else only a
+ * member. *members gets the set. */
+static int sync_eligible(struct step *s, bool *ok, struct sync_set *members)
+{
+    struct agent *a = s->a;
+    json_t *kv = NULL;
+    size_t i;
+    json_t *m;
+    members->n = 0;
+    *ok = true;
+    int rc = dcs_client_get(&kv, NULL, &a->dcs, a->k_sync, &s->err);
+    if (rc != 0 || kv == NULL)
+        return rc;
+    json_array_foreach(json_object_get(json_object_get(kv, "value"), "members"), i, m)
+    {
+        if (json_is_string(m) && strlen(json_string_value(m)) <= RV_AGENT_NAME_MAX)
+            set_add(members, json_string_value(m));
+    }
+    *ok = set_has(members, a->cfg->node);
+    json_decref(kv);
+    return 0;
+}
+
+/* --- failover ranking --- */
+
+/* Replicas that should take the key before this one: healthy, eligible
+ * (in members when sync), with more WAL, or as much and a smaller name. */
+static size_t race_rank(struct step *s, uint64_t mine, bool sync, const struct sync_set *members)
+{
+    struct agent *a = s->a;
+    struct rv_error e = {0};
+    json_t *kvs = NULL, *kv;
+    size_t i, rank = 0;
+    if (dcs_client_list(&kvs, &a->dcs, a->k_nodes, &e) != 0) {
+        log_debug(COMP, "cannot read the other nodes: %s", e.msg);
+        return 0;
+    }
+    json_array_foreach(kvs, i, kv)
+    {
+        json_t *v = json_object_get(kv, "value");
+        const char *n = json_string_value(json_object_get(v, "node"));
+        const char *r = json_string_value(json_object_get(v, "role"));
+        const char *t = json_string_value(json_object_get(v, "received"));
+        uint64_t lsn = 0;
+        if (n == NULL || r == NULL || t == NULL || strcmp(n, a->cfg->node) == 0 ||
+            strcmp(r, "replica") != 0 || !json_is_true(json_object_get(v, "healthy")) ||
+            (sync && !set_has(members, n)) || a->eng.ops->pos_parse(&lsn, t) != 0)
+            continue;
+        if (lsn > mine || (lsn == mine && strcmp(n, a->cfg->node) < 0))
+            rank++;
+    }
+    json_decref(kvs);
+    return rank;
+}
+
+static void nap_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* --- re-clone --- */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Remove path and all below it; absent is fine. */
+static int remove_tree(const char *path, struct rv_error *err)
+{
+    if (access(path, F_OK) != 0 && errno == ENOENT)
+        return 0;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return rv_error_set(err, RV_EIO, false, "cannot remove '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+/* Delete earlier "<data_dir>.failed-*" copies: one is kept for forensics. */
+static int remove_old_failed(const char *data_dir, struct rv_error *err)
+{
+    char dir[RV_PG_PATH_MAX + 1], prefix[RV_PG_PATH_MAX + 16], path[2 * RV_PG_PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s", data_dir);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return 0;
+    snprintf(prefix, sizeof(prefix), "%s.failed-", slash + 1);
+    *slash = '\0';
+    DIR *d = opendir(dir[0] ? dir : "/");
+    struct dirent *de;
+    int rc = 0;
+    if (d == NULL)
+        return rv_error_set(err, RV_EIO, false, "cannot read '%s': %s", dir, strerror(errno));
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        log_info(COMP, "removing the older failed data directory '%s'", path);
+        rc = remove_tree(path, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Move the data directory aside as "<data_dir>.failed-<UTC time>". */
+static int move_aside(struct agent *a, struct rv_error *err)
+{
+    char to[RV_PG_PATH_MAX + 48], ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc = a->eng.ops->stop(&a->eng, ENGINE_STOP_IMMEDIATE, err);
+    if (rc != 0 || (rc = remove_old_failed(a->cfg->pg.data_dir, err)) != 0)
+        return rc;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(to, sizeof(to), "%s.failed-%s", a->cfg->pg.data_dir, ts);
+    if (rename(a->cfg->pg.data_dir, to) != 0 && errno != ENOENT)
+        return rv_error_set(err, RV_EIO, false, "cannot move '%s' to '%s': %s", a->cfg->pg.data_dir,
+                            to, strerror(errno));
+    log_warn(COMP, "moved the old data directory to '%s' (kept for inspection)", to);
+    return 0;
+}
+
+/* Replace the data directory with a fresh clone of p. The marker says
+ * "recloning" meanwhile: a clone cut short is removed and redone. */
+static int reclone(struct step *s, const struct pg_primary *p, bool keep_old)
+{
+    struct agent *a = s->a;
+    int rc = keep_old ? move_aside(a, &s->err) : 0;
+    if (rc == 0 && !keep_old) {
+        rc = a->eng.ops->stop(&a->eng, ENGINE_STOP_IMMEDIATE, &s->err);
+        if (rc == 0)
+            rc = remove_tree(a->cfg->pg.data_dir, &s->err);
+    }
+    if (rc == 0)
+        rc = write_file_0600(a->p_marker, "recloning\n", &s->err);
+    if (rc != 0)
+        return rc;
+    log_warn(COMP, "cloning a fresh copy from %s:%d", p->host, p->port);
+    rc = a->eng.ops->clone(&a->eng, p, &s->err);
+    if (rc == 0)
+        rc = a->eng.ops->make_standby(&a->eng, p, &s->err);
+    return rc;
+}
+
+/* The data directory holds a server (PG_VERSION, mysql/ is there). */
+static bool has_data(const struct agent *a)
+{
+    return a->eng.ops->has_data(&a->eng);
 }
 
 /* --- steps (worker threads) --- */
@@ -367,7 +819,7 @@ static void step_start(struct step *s)
 static void bootstrap_primary(struct step *s)
 {
     struct agent *a = s->a;
-    struct pg_status st;
+    struct engine_status st;
     json_t *lv = NULL, *state = NULL, *init = NULL, *kv = NULL;
     bool won = false, created = false;
     int rc;
@@ -397,10 +849,31 @@ static void bootstrap_primary(struct step *s)
         goto out_unlock;
     }
     log_info(COMP, "no leader and no cluster yet: initializing as primary");
-    rc = pg_engine_initdb(&a->engine, &s->err);
+    /* A cluster bootstrapped from a backup restores it instead of initdb;
+     * until the backup daemon has stored the configuration once, wait. */
+    bool restored = false;
+    struct restore_result rr;
+    struct restore_mdb_result mr;
+    rc = a->eng.type == ENGINE_POSTGRESQL
+             ? restore_from_config(&a->engine, a->cfg, &a->abort_step, &restored, &rr, &s->err)
+             : restore_from_config_mdb(a->eng.mdb, a->cfg, &a->abort_step, &restored, &mr,
+                                       &s->err);
+    if (rc == RV_ENOTFOUND && s->err.retryable) {
+        log_info(COMP, "waiting for the cluster's configuration before bootstrapping");
+        rc = 0;
+        s->outcome = OUT_WAIT;
+        goto out_unlock;
+    }
+    if (rc == 0 && restored && a->eng.type == ENGINE_POSTGRESQL)
+        log_info(COMP, "restored backup %s (timeline %u)", rr.backup_id, (unsigned)rr.timeline);
+    else if (rc == 0 && restored)
+        log_info(COMP, "restored backup %s (%zu in its chain, GTID %s)", mr.backup_id,
+                 mr.chain_len, mr.gtid[0] ? mr.gtid : "none");
+    if (rc == 0 && !restored)
+        rc = a->eng.ops->bootstrap(&a->eng, &s->err);
     if (rc != 0)
         goto out_unlock;
-    rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+    rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
     if (rc != 0)
         goto out_unlock;
     lv = leader_value(a, st.timeline, true);
@@ -415,7 +888,7 @@ static void bootstrap_primary(struct step *s)
                           "the leader key appeared under the init lock");
     if (rc != 0) {
         struct rv_error fe = {0};
-        if (pg_engine_fence(&a->engine, NULL, &fe) != 0)
+        if (a->eng.ops->fence(&a->eng, NULL, &fe) != 0)
             log_error(COMP, "cannot stop the new server: %s", fe.msg);
         goto out_unlock;
     }
@@ -426,6 +899,8 @@ static void bootstrap_primary(struct step *s)
         rc = publish(s, ROLE_PRIMARY, &st);
     if (rc != 0)
         goto out_unlock;
+    a->sync_live.n = 0;
+    a->sync_pub_ok = false;
     s->new_role = ROLE_PRIMARY;
     s->outcome = OUT_OK;
 out_unlock : {
@@ -442,19 +917,90 @@ out:
     json_decref(state);
 }
 
+/* Before racing: with a published synchronous set only a member (or the
+ * primary that published it) may lead; then the least-lagging eligible
+ * replica goes first. OUT_WAIT in s when this node must not race. */
+static int race_checks(struct step *s, struct engine_status *st)
+{
+    struct agent *a = s->a;
+    struct sync_set members;
+    bool ok = true;
+    json_t *kv = NULL;
+    int rc = sync_eligible(s, &ok, &members);
+    if (rc != 0)
+        return rc;
+    if (!ok) {
+        rc = dcs_client_get(&kv, NULL, &a->dcs, a->k_sync, &s->err);
+        const char *by = json_string_value(json_object_get(json_object_get(kv, "value"), "leader"));
+        ok = rc == 0 && by != NULL && strcmp(by, a->cfg->node) == 0;
+        json_decref(kv);
+        if (rc != 0)
+            return rc;
+    }
+    if (!ok) {
+        log_warn(COMP,
+                 "not racing for leadership: not one of the %zu synchronous standby(s) "
+                 "of the last primary",
+                 members.n);
+        s->outcome = OUT_WAIT;
+        return 0;
+    }
+    if (s->role != ROLE_REPLICA || (members.n == 1 && set_has(&members, a->cfg->node)))
+        return 0;
+    /* Let the others see my position, and see theirs. */
+    if ((rc = publish(s, ROLE_REPLICA, st)) != 0)
+        return rc;
+    nap_ms(RV_AGENT_RACE_SETTLE_MS);
+    uint64_t mine = st->received > st->current ? st->received : st->current;
+    size_t rank = race_rank(s, mine, members.n > 0, &members);
+    if (rank > 0) {
+        log_info(COMP, "%zu replica(s) have more WAL: racing in %d ms", rank,
+                 (int)rank * RV_AGENT_RACE_RANK_STEP_MS);
+        nap_ms((int64_t)rank * RV_AGENT_RACE_RANK_STEP_MS);
+    }
+    return 0;
+}
+
+/* The race is won: before a standby is promoted, commits are made to wait
+ * (SYNC_PENDING) until the first tick has published this primary's
+ * synchronous set, so no commit is acknowledged that the last published
+ * set does not hold. */
+static int sync_pending(struct step *s)
+{
+    struct agent *a = s->a;
+    const char *pending[] = {SYNC_PENDING};
+    a->sync_pub_ok = false;
+    a->sync_live.n = 0;
+    if (a->cfg->synchronous == 0 || a->eng.ops->set_synchronous == NULL)
+        return 0;
+    int rc = a->eng.ops->set_synchronous(&a->eng, pending, 1, 1, PG_SYNC_FIRST, &s->err);
+    if (rc == 0)
+        set_add(&a->sync_live, SYNC_PENDING);
+    return rc;
+}
+
 /* The leader key is gone: race for it if this node may lead. */
 static void race(struct step *s, const char *marker)
 {
     struct agent *a = s->a;
-    struct pg_status st;
+    struct engine_status st;
     json_t *lv = NULL;
     bool won = false;
-    int rc = pg_engine_status(&a->engine, a->last_primary_lsn, &st, &s->err);
+    int rc = a->eng.ops->status(&a->eng, a->last_primary_lsn, &st, &s->err);
     if (rc != 0)
         goto out;
-    if (st.in_recovery && st.lag_bytes > (uint64_t)a->cfg->max_lag_on_failover_bytes) {
-        log_warn(COMP, "not racing for leadership: %" PRIu64 " bytes behind (max %" PRId64 ")",
-                 st.lag_bytes, a->cfg->max_lag_on_failover_bytes);
+    /* PostgreSQL counts the lag in bytes, MariaDB in transactions. */
+    bool trx = a->eng.type == ENGINE_MARIADB;
+    int64_t max_lag =
+        trx ? a->cfg->max_lag_on_failover_transactions : a->cfg->max_lag_on_failover_bytes;
+    if (st.in_recovery && st.lag > (uint64_t)max_lag) {
+        log_warn(COMP, "not racing for leadership: %" PRIu64 " %s behind (max %" PRId64 ")", st.lag,
+                 trx ? "transactions" : "bytes", max_lag);
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    if (st.diverged) {
+        log_warn(COMP, "not racing for leadership: this node's history diverged");
         s->outcome = OUT_WAIT;
         goto out;
     }
@@ -463,6 +1009,14 @@ static void race(struct step *s, const char *marker)
         s->outcome = OUT_WAIT;
         goto out;
     }
+    if (a->health_failed) {
+        log_warn(COMP, "not racing for leadership: the health handler fails");
+        s->outcome = OUT_WAIT;
+        goto out;
+    }
+    rc = race_checks(s, &st);
+    if (rc != 0 || s->outcome == OUT_WAIT)
+        goto out;
     lv = leader_value(a, st.timeline, !st.in_recovery);
     if (lv == NULL) {
         rc = rv_error_set(&s->err, RV_ENOMEM, false, "out of memory");
@@ -477,13 +1031,15 @@ static void race(struct step *s, const char *marker)
         goto out;
     }
     log_info(COMP, "took the leader key%s", st.in_recovery ? ": promoting" : "");
-    rc = pg_engine_start(&a->engine, &s->err);
+    rc = sync_pending(s);
     if (rc == 0)
-        rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+        rc = a->eng.ops->start(&a->eng, &s->err);
+    if (rc == 0)
+        rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
     if (rc == 0 && st.in_recovery)
-        rc = pg_engine_promote(&a->engine, &s->err);
+        rc = a->eng.ops->promote(&a->eng, &s->err);
     if (rc == 0)
-        rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+        rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
     if (rc != 0) {
         release_leader(s);
         goto out;
@@ -517,7 +1073,7 @@ static void follow(struct step *s, json_t *kv, const char *marker)
 {
     struct agent *a = s->a;
     struct pg_primary p;
-    struct pg_status st;
+    struct engine_status st;
     char node[RV_AGENT_NAME_MAX + 1];
     int rc = 0;
     if (!leader_parse(kv, &p, node, sizeof(node))) {
@@ -538,26 +1094,32 @@ static void follow(struct step *s, json_t *kv, const char *marker)
     }
     if (marker[0] == '\0') {
         log_info(COMP, "cloning from leader '%s' (%s:%d)", node, p.host, p.port);
-        rc = pg_engine_clone_from(&a->engine, &p, &s->err);
+        rc = a->eng.ops->clone(&a->eng, &p, &s->err);
         if (rc == 0)
-            rc = pg_engine_make_standby(&a->engine, &p, &s->err);
+            rc = a->eng.ops->make_standby(&a->eng, &p, &s->err);
+    } else if (strcmp(marker, "recloning") == 0) {
+        log_warn(COMP, "an earlier re-clone did not finish: cloning again from '%s'", node);
+        rc = reclone(s, &p, false);
+    } else if (!has_data(a)) {
+        log_error(COMP, "the data directory '%s' holds no server: re-cloning from '%s'",
+                  a->cfg->pg.data_dir, node);
+        rc = reclone(s, &p, true);
     } else if (strcmp(marker, "primary") == 0) {
         log_info(COMP, "rejoining leader '%s' as a replica (rewind)", node);
-        rc = pg_engine_rewind(&a->engine, &p, &s->err);
-        if (rc == RV_ECONFLICT)
-            log_error(COMP,
-                      "rewind cannot help: this node needs a re-clone (remove '%s' and "
-                      "its data directory)",
-                      a->p_marker);
+        rc = a->eng.ops->rewind(&a->eng, &p, &s->err);
+        if (rc == RV_ECONFLICT) {
+            log_error(COMP, "rewind cannot help (%s): re-cloning from '%s'", s->err.msg, node);
+            rc = reclone(s, &p, true);
+        }
     } else {
-        rc = pg_engine_make_standby(&a->engine, &p, &s->err);
+        rc = a->eng.ops->make_standby(&a->eng, &p, &s->err);
     }
     if (rc != 0)
         goto out;
     rc = write_marker(a, ROLE_REPLICA, &s->err);
     if (rc != 0)
         goto out;
-    rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+    rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
     if (rc == 0)
         rc = publish(s, ROLE_REPLICA, &st);
     if (rc != 0)
@@ -572,6 +1134,29 @@ out:
         s->outcome = OUT_ERROR;
 }
 
+/* The preStart handler, once per agent process before the server is
+ * first touched (initdb, clone, rewind, start). False: it failed, nothing
+ * was done, and the decision is retried with backoff. */
+static bool prestart(struct step *s, json_t *leader, const char *marker)
+{
+    struct agent *a = s->a;
+    struct rv_error e = {0};
+    struct pg_primary p;
+    char node[RV_AGENT_NAME_MAX + 1], primary[RV_PG_HOST_MAX + 16] = "";
+    if (leader != NULL && leader_parse(leader, &p, node, sizeof(node)))
+        snprintf(primary, sizeof(primary), "%s:%d", p.host, p.port);
+    struct hook_event info = {
+        .role = strcmp(marker, "primary") == 0 || strcmp(marker, "replica") == 0 ? marker : "",
+        .primary = primary};
+    if (hook_run(a->cfg, AGENT_EV_PRESTART, &info, NULL, &e) != 0) {
+        log_error(COMP, "not starting the server: %s", e.msg);
+        s->outcome = OUT_WAIT;
+        return false;
+    }
+    a->prestart_done = true;
+    return true;
+}
+
 static void step_decide(struct step *s)
 {
     struct agent *a = s->a;
@@ -582,6 +1167,8 @@ static void step_decide(struct step *s)
         s->outcome = OUT_ERROR;
         goto out;
     }
+    if (!a->prestart_done && !prestart(s, kv, marker))
+        goto out;
     if (kv == NULL && marker[0] == '\0')
         bootstrap_primary(s);
     else if (kv == NULL)
@@ -603,16 +1190,50 @@ static void note_primary_lsn(struct agent *a, const char *node)
         return;
     if (dcs_client_get(&kv, NULL, &a->dcs, key, &e) == 0 && kv != NULL) {
         const char *t = json_string_value(json_object_get(json_object_get(kv, "value"), "lsn"));
-        if (t != NULL && pg_lsn_parse(&lsn, t) == 0 && lsn > a->last_primary_lsn)
+        if (t != NULL && a->eng.ops->pos_parse(&lsn, t) == 0 && lsn > a->last_primary_lsn)
             a->last_primary_lsn = lsn;
     }
     json_decref(kv);
 }
 
+/* Day-2 operations (ops.h) at the start of a tick; true when they ended
+ * it. A promotion by switchover is recorded like a race won. */
+static bool ops_hook(struct step *s, json_t *kv)
+{
+    struct agent *a = s->a;
+    struct engine_status st;
+    enum ops_change ch = OPS_NONE;
+    struct ops_env env = {.cfg = a->cfg, .engine = &a->engine, .eng = &a->eng, .dcs = &a->dcs,
+                          .session = s->session, .prefix = a->k_prefix, .leader_key = a->k_leader,
+                          .abort = &a->abort_step, .st = &a->ops};
+    int rc = ops_tick(&env, s->role == ROLE_PRIMARY, kv, &ch, &s->err);
+    if (rc != 0 && ch == OPS_NONE) { /* nothing was done: the tick goes on */
+        log_warn(COMP, "day-2 operations: %s", s->err.msg);
+        memset(&s->err, 0, sizeof(s->err));
+        return false;
+    }
+    if (ch == OPS_PROMOTED) {
+        a->upstream_node[0] = '\0';
+        a->sync_live.n = 0;
+        a->sync_pub_ok = false;
+        rc = write_marker(a, ROLE_PRIMARY, &s->err);
+        if (rc == 0)
+            rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
+        if (rc == 0)
+            rc = publish(s, ROLE_PRIMARY, &st);
+        s->new_role = ROLE_PRIMARY;
+    } else if (ch == OPS_HANDED_OFF) {
+        s->new_role = ROLE_FENCED; /* the next decision rejoins the new primary */
+    }
+    if (rc != 0 || ch != OPS_NONE)
+        s->outcome = rc == 0 ? OUT_OK : OUT_ERROR;
+    return rc != 0 || ch != OPS_NONE;
+}
+
 static void step_tick(struct step *s)
 {
     struct agent *a = s->a;
-    struct pg_status st;
+    struct engine_status st;
     json_t *kv = NULL;
     char marker[32];
     int rc = dcs_client_get(&kv, &s->leader_rev, &a->dcs, a->k_leader, &s->err);
@@ -626,18 +1247,28 @@ static void step_tick(struct step *s)
         }
         if (atomic_load(&a->abort_step))
             goto out;
-        rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+        if (ops_hook(s, kv))
+            goto done;
+        rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
         if (rc == 0 && !st.running && !atomic_load(&a->abort_step)) {
             log_warn(COMP, "the primary's server is down: starting it");
-            rc = pg_engine_start(&a->engine, &s->err);
+            rc = a->eng.ops->start(&a->eng, &s->err);
             if (rc == 0)
-                rc = pg_engine_status(&a->engine, 0, &st, &s->err);
+                rc = a->eng.ops->status(&a->eng, 0, &st, &s->err);
         }
         if (rc == 0 && !atomic_load(&a->abort_step))
+            check_health(s, ROLE_PRIMARY);
+        if (rc == 0 && !atomic_load(&a->abort_step))
             rc = publish(s, ROLE_PRIMARY, &st);
+        if (rc == 0 && !atomic_load(&a->abort_step)) {
+            sync_clear(s);
+            rc = sync_tick(s);
+        }
         goto out;
     }
     /* A replica. */
+    if (ops_hook(s, kv))
+        goto done;
     if (kv == NULL) {
         read_marker(a, marker, sizeof(marker));
         log_warn(COMP, "the leader key is gone");
@@ -657,13 +1288,24 @@ static void step_tick(struct step *s)
         goto done;
     }
     note_primary_lsn(a, node);
-    rc = pg_engine_status(&a->engine, a->last_primary_lsn, &st, &s->err);
+    rc = a->eng.ops->status(&a->eng, a->last_primary_lsn, &st, &s->err);
+    if (rc == 0 && st.diverged) {
+        /* MariaDB: the primary refused this node's GTID position. */
+        log_error(COMP, "this node's history diverged from '%s': re-cloning it", node);
+        rc = reclone(s, &a->upstream, true);
+        if (rc == 0)
+            rc = write_marker(a, ROLE_REPLICA, &s->err);
+        if (rc == 0)
+            rc = a->eng.ops->status(&a->eng, a->last_primary_lsn, &st, &s->err);
+    }
     if (rc == 0 && !st.running) {
         log_warn(COMP, "the replica's server is down: starting it");
-        rc = pg_engine_make_standby(&a->engine, &a->upstream, &s->err);
+        rc = a->eng.ops->make_standby(&a->eng, &a->upstream, &s->err);
         if (rc == 0)
-            rc = pg_engine_status(&a->engine, a->last_primary_lsn, &st, &s->err);
+            rc = a->eng.ops->status(&a->eng, a->last_primary_lsn, &st, &s->err);
     }
+    if (rc == 0)
+        check_health(s, ROLE_REPLICA);
     if (rc == 0)
         rc = publish(s, ROLE_REPLICA, &st);
 out:
@@ -676,7 +1318,7 @@ static void step_fence(struct step *s)
 {
     struct agent *a = s->a;
     struct rv_error e = {0};
-    int rc = pg_engine_fence(&a->engine, NULL, &s->err);
+    int rc = a->eng.ops->fence(&a->eng, NULL, &s->err);
     if (rc != 0) {
         log_error(COMP, "fencing failed: %s", s->err.msg);
         s->outcome = OUT_ERROR;
@@ -693,8 +1335,12 @@ static void step_stop(struct step *s)
 {
     struct agent *a = s->a;
     struct rv_error e = {0};
-    if (a->engine_ok && pg_engine_stop(&a->engine, PG_STOP_FAST, &s->err) != 0)
+    /* A failing preStop or postStop is logged; the stop goes on. */
+    run_hook(s, AGENT_EV_PRESTOP, s->role, ROLE_NONE, &e);
+    if (a->engine_ok && a->eng.ops->stop(&a->eng, ENGINE_STOP_FAST, &s->err) != 0)
         log_error(COMP, "cannot stop the server: %s", s->err.msg);
+    else
+        run_hook(s, AGENT_EV_POSTSTOP, s->role, ROLE_NONE, &e);
     /* The server is down before the leader key goes. */
     if (s->session != 0 && dcs_client_session_revoke(&a->dcs, s->session, &e) != 0)
         log_warn(COMP, "cannot revoke the session (its keys expire with it): %s", e.msg);
@@ -704,6 +1350,16 @@ static void step_stop(struct step *s)
 static void step_work(uv_work_t *req)
 {
     struct step *s = req->data;
+    struct agent *a = s->a;
+    /* onChange runs at the start of the step after the change, once the
+     * loop knows the new role: a primary's keepalive failure then cuts it
+     * short (abort_step) instead of waiting for it. */
+    if (a->change_to != ROLE_NONE && s->kind != STEP_FENCE) {
+        struct rv_error e = {0};
+        enum role to = a->change_to;
+        a->change_to = ROLE_NONE;
+        run_hook(s, AGENT_EV_ONCHANGE, to, a->change_from, &e);
+    }
     switch (s->kind) {
     case STEP_START:
         step_start(s);
@@ -720,6 +1376,10 @@ static void step_work(uv_work_t *req)
     case STEP_STOP:
         step_stop(s);
         break;
+    }
+    if (s->new_role != ROLE_NONE && s->new_role != s->role) {
+        a->change_from = a->change_to != ROLE_NONE ? a->change_from : s->role;
+        a->change_to = s->new_role;
     }
 }
 
@@ -1045,6 +1705,65 @@ static int key_set(char *out, const char *prefix, const char *rest, struct rv_er
     return 0;
 }
 
+/* The engine named by engine.type, behind a->eng. */
+static int engine_setup(struct agent *a, const struct agent_config *cfg, struct rv_error *err)
+{
+    const char *os_user = geteuid() == 0 ? cfg->pg.os_user : NULL;
+    if (cfg->engine_type == ENGINE_MARIADB) {
+        struct mdb_param *params = NULL;
+        if (cfg->pg.n_params > 0) {
+            params = calloc(cfg->pg.n_params, sizeof(*params));
+            if (params == NULL)
+                return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+            for (size_t i = 0; i < cfg->pg.n_params; i++) {
+                params[i].name = cfg->pg.params[i].name;
+                params[i].value = cfg->pg.params[i].value;
+            }
+        }
+        struct mdb_engine_config mc = {
+            .bin_dir = cfg->pg.bin_dir,
+            .data_dir = cfg->pg.data_dir,
+            .socket_dir = cfg->pg.socket_dir,
+            .log_file = cfg->pg.log_file,
+            .listen_address = cfg->pg.listen_address,
+            .port = cfg->pg.port,
+            .server_id = cfg->server_id,
+            .node_name = cfg->node,
+            .replication_user = cfg->pg.replication_user,
+            .replication_password = cfg->pg.replication_password,
+            .allowed_cidr = cfg->pg.allowed_cidr,
+            .os_user = os_user,
+            .extra = params,
+            .n_extra = cfg->pg.n_params,
+            .no_sync = cfg->pg.no_sync,
+        };
+        int rc = engine_init_mariadb(&a->eng, &mc, err);
+        free(params);
+        return rc;
+    }
+    struct pg_engine_config pc = {
+        .bin_dir = cfg->pg.bin_dir,
+        .data_dir = cfg->pg.data_dir,
+        .socket_dir = cfg->pg.socket_dir,
+        .log_file = cfg->pg.log_file,
+        .listen_address = cfg->pg.listen_address,
+        .port = cfg->pg.port,
+        .superuser = cfg->pg.superuser,
+        .replication_user = cfg->pg.replication_user,
+        .replication_password = cfg->pg.replication_password,
+        .application_name = cfg->node,
+        .allowed_cidr = cfg->pg.allowed_cidr,
+        .os_user = os_user,
+        .no_sync = cfg->pg.no_sync,
+        .extra = cfg->pg.params,
+        .n_extra = cfg->pg.n_params,
+    };
+    int rc = pg_engine_init(&a->engine, &pc, err);
+    if (rc == 0)
+        engine_init_pg(&a->eng, &a->engine);
+    return rc;
+}
+
 int agent_new(struct agent **out, uv_loop_t *loop, const struct agent_config *cfg,
               agent_done_fn done, void *payload, struct rv_error *err)
 {
@@ -1065,7 +1784,9 @@ int agent_new(struct agent **out, uv_loop_t *loop, const struct agent_config *cf
     if ((rc = key_set(a->k_leader, a->k_prefix, "leader", err)) != 0 ||
         (rc = key_set(a->k_init, a->k_prefix, "init", err)) != 0 ||
         (rc = key_set(a->k_state, a->k_prefix, "state", err)) != 0 ||
-        (rc = key_set(a->k_node, a->k_prefix, node_rest, err)) != 0)
+        (rc = key_set(a->k_node, a->k_prefix, node_rest, err)) != 0 ||
+        (rc = key_set(a->k_sync, a->k_prefix, "sync", err)) != 0 ||
+        (rc = key_set(a->k_nodes, a->k_prefix, "nodes/", err)) != 0)
         goto out;
     snprintf(a->p_token, sizeof(a->p_token), "%s/agent-token", cfg->state_dir);
     snprintf(a->p_marker, sizeof(a->p_marker), "%s/initialized", cfg->state_dir);
@@ -1095,24 +1816,7 @@ int agent_new(struct agent **out, uv_loop_t *loop, const struct agent_config *cf
     a->dcs_watch.cancel = &a->cancel;
     if (rc != 0)
         goto out;
-    struct pg_engine_config pc = {
-        .bin_dir = cfg->pg.bin_dir,
-        .data_dir = cfg->pg.data_dir,
-        .socket_dir = cfg->pg.socket_dir,
-        .log_file = cfg->pg.log_file,
-        .listen_address = cfg->pg.listen_address,
-        .port = cfg->pg.port,
-        .superuser = cfg->pg.superuser,
-        .replication_user = cfg->pg.replication_user,
-        .replication_password = cfg->pg.replication_password,
-        .application_name = cfg->node,
-        .allowed_cidr = cfg->pg.allowed_cidr,
-        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
-        .no_sync = cfg->pg.no_sync,
-        .extra = cfg->pg.params,
-        .n_extra = cfg->pg.n_params,
-    };
-    rc = pg_engine_init(&a->engine, &pc, err);
+    rc = engine_setup(a, cfg, err);
     if (rc != 0)
         goto out;
     a->engine_ok = true;
@@ -1172,8 +1876,10 @@ void agent_free(struct agent *a)
         return;
     if (a->wd_ok)
         watchdog_release(&a->wd);
-    if (a->engine_ok)
+    if (a->engine_ok && a->eng.type == ENGINE_POSTGRESQL)
         pg_engine_release(&a->engine);
+    if (a->engine_ok)
+        engine_release(&a->eng);
     dcs_client_release(&a->dcs);
     dcs_client_release(&a->dcs_ka);
     dcs_client_release(&a->dcs_watch);

@@ -12,7 +12,8 @@
 struct conv {
     const char *file;
     struct diag_list *diags;
-    int rc; /* first RV_ENOMEM, else RV_EINVALID_SPEC once anything is wrong */
+    int rc;          /* first RV_ENOMEM, else RV_EINVALID_SPEC once anything is wrong */
+    bool no_secrets; /* leave secret references unresolved (wal-push, wal-fetch) */
 };
 
 static void bad(struct conv *cv, const struct doc_node *at, const char *path, const char *fmt, ...)
@@ -190,8 +191,10 @@ static char *secret_field(struct conv *cv, const struct doc_node *map, const cha
     struct rv_error err = {0};
     char *ref = str_field(cv, map, key, path, required, RV_AGENT_URL_MAX);
     char *s = NULL;
-    if (ref == NULL)
+    if (ref == NULL || cv->no_secrets) {
+        free(ref);
         return NULL;
+    }
     if (agent_secret_resolve(&s, ref, &err) != 0) {
         if (err.code == RV_ENOMEM)
             cv->rc = RV_ENOMEM;
@@ -212,6 +215,7 @@ static void wipe_free(char *s)
 
 void agent_config_release(struct agent_config *c)
 {
+    free(c->config_path);
     free(c->node);
     free(c->namespace_);
     free(c->cluster);
@@ -233,6 +237,11 @@ void agent_config_release(struct agent_config *c)
         free((char *)c->pg.params[i].value);
     }
     free(c->pg.params);
+    for (int ev = 0; ev < AGENT_EV_COUNT; ev++) {
+        for (size_t i = 0; c->handlers[ev].argv != NULL && c->handlers[ev].argv[i] != NULL; i++)
+            free(c->handlers[ev].argv[i]);
+        free(c->handlers[ev].argv);
+    }
     memset(c, 0, sizeof(*c));
 }
 
@@ -304,21 +313,21 @@ static void load_params(struct conv *cv, struct agent_config *c, const struct do
 static void load_engine(struct conv *cv, struct agent_config *c, const struct doc_node *e)
 {
     static const char *const fields[] = {
-        "type",      "bin_dir",          "data_dir", "socket_dir",
-        "log_file",  "listen_address",   "port",     "replication_password",
-        "superuser", "replication_user", "os_user",  "allowed_cidr",
-        "no_sync",   "parameters",       NULL};
+        "type",      "bin_dir",          "data_dir",  "socket_dir",
+        "log_file",  "listen_address",   "port",      "replication_password",
+        "superuser", "replication_user", "os_user",   "allowed_cidr",
+        "no_sync",   "parameters",       "server_id", NULL};
     if (e->kind != DOC_MAP) {
         bad(cv, e, "engine", "must be an object, not %s", doc_kind_name(e->kind));
         return;
     }
     known(cv, e, "engine", fields);
     char *type = str_field(cv, e, "type", "engine.type", true, 32);
-    if (type != NULL && strcmp(type, "postgresql") != 0)
-        bad(cv, doc_map_get(e, "type"), "engine.type",
-            "must be 'postgresql' (the only engine this agent drives yet)");
+    if (type != NULL && engine_type_parse(&c->engine_type, type) != 0)
+        bad(cv, doc_map_get(e, "type"), "engine.type", "must be 'postgresql' or 'mariadb'");
     free(type);
-    c->pg.bin_dir = str_field(cv, e, "bin_dir", "engine.bin_dir", true, RV_PG_PATH_MAX);
+    bool mdb = c->engine_type == ENGINE_MARIADB;
+    c->pg.bin_dir = str_field(cv, e, "bin_dir", "engine.bin_dir", !mdb, RV_PG_PATH_MAX);
     abs_path(cv, e, "bin_dir", "engine.bin_dir", c->pg.bin_dir);
     c->pg.data_dir = str_field(cv, e, "data_dir", "engine.data_dir", true, RV_PG_PATH_MAX);
     abs_path(cv, e, "data_dir", "engine.data_dir", c->pg.data_dir);
@@ -329,7 +338,11 @@ static void load_engine(struct conv *cv, struct agent_config *c, const struct do
     abs_path(cv, e, "log_file", "engine.log_file", c->pg.log_file);
     c->pg.listen_address =
         str_field(cv, e, "listen_address", "engine.listen_address", true, RV_PG_HOST_MAX);
-    c->pg.port = (int)int_field(cv, e, "port", "engine.port", 5432, 1, 65535);
+    c->pg.port = (int)int_field(cv, e, "port", "engine.port", mdb ? 3306 : 5432, 1, 65535);
+    c->server_id = (uint32_t)int_field(cv, e, "server_id", "engine.server_id", 0, 0, UINT32_MAX);
+    if (!mdb && doc_map_get(e, "server_id") != NULL)
+        bad(cv, doc_map_get(e, "server_id"), "engine.server_id",
+            "is a MariaDB setting; remove it for postgresql");
     c->pg.replication_password =
         secret_field(cv, e, "replication_password", "engine.replication_password", true);
     c->pg.superuser = str_field(cv, e, "superuser", "engine.superuser", false, RV_PG_NAME_MAX);
@@ -351,12 +364,101 @@ static void load_engine(struct conv *cv, struct agent_config *c, const struct do
     load_params(cv, c, doc_map_get(e, "parameters"));
 }
 
+static const char *const event_names[AGENT_EV_COUNT] = {"preStart", "health", "onChange", "preStop",
+                                                        "postStop"};
+
+const char *agent_event_name(enum agent_event ev)
+{
+    return ev < AGENT_EV_COUNT ? event_names[ev] : "unknown";
+}
+
+/* handlers.<event>.command: a non-empty list of strings, the first an
+ * absolute path (no shell, no PATH lookup). */
+static void load_command(struct conv *cv, struct agent_handler *h, const struct doc_node *n,
+                         const char *path)
+{
+    if (n->kind != DOC_SEQ) {
+        bad(cv, n, path, "must be a list of strings (program and arguments), not %s",
+            doc_kind_name(n->kind));
+        return;
+    }
+    if (n->u.seq.len == 0 || n->u.seq.len > RV_AGENT_HANDLER_ARGS_MAX) {
+        bad(cv, n, path, "must hold 1 to %d strings", RV_AGENT_HANDLER_ARGS_MAX);
+        return;
+    }
+    for (size_t i = 0; i < n->u.seq.len; i++) {
+        const struct doc_node *a = n->u.seq.items[i];
+        if (a->kind != DOC_STRING || a->u.str.len > RV_AGENT_HANDLER_ARG_MAX ||
+            memchr(a->u.str.s, '\0', a->u.str.len) != NULL) {
+            bad(cv, a, path, "item %zu must be a string of at most %d bytes", i,
+                RV_AGENT_HANDLER_ARG_MAX);
+            return;
+        }
+    }
+    if (n->u.seq.items[0]->u.str.s[0] != '/') {
+        bad(cv, n->u.seq.items[0], path, "the program must be an absolute path");
+        return;
+    }
+    h->argv = calloc(n->u.seq.len + 1, sizeof(*h->argv));
+    if (h->argv == NULL) {
+        cv->rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n->u.seq.len; i++) {
+        h->argv[i] = strdup(n->u.seq.items[i]->u.str.s);
+        if (h->argv[i] == NULL) {
+            cv->rc = RV_ENOMEM;
+            return;
+        }
+        h->argc++;
+    }
+}
+
+static void load_handlers(struct conv *cv, struct agent_config *c, const struct doc_node *m)
+{
+    static const char *const fields[] = {"command", "timeout_ms", NULL};
+    static const char *const events[] = {"preStart", "health",   "onChange",
+                                         "preStop",  "postStop", NULL};
+    for (int ev = 0; ev < AGENT_EV_COUNT; ev++)
+        c->handlers[ev].timeout_ms = RV_AGENT_HANDLER_TIMEOUT_DEFAULT_MS;
+    if (m == NULL)
+        return;
+    if (m->kind != DOC_MAP) {
+        bad(cv, m, "handlers", "must be an object, not %s", doc_kind_name(m->kind));
+        return;
+    }
+    known(cv, m, "handlers", events);
+    for (int ev = 0; ev < AGENT_EV_COUNT; ev++) {
+        const struct doc_node *h = doc_map_get(m, event_names[ev]);
+        char where[64], path[96];
+        if (h == NULL)
+            continue;
+        snprintf(where, sizeof(where), "handlers.%s", event_names[ev]);
+        if (h->kind != DOC_MAP) {
+            bad(cv, h, where, "must be an object with 'command', not %s", doc_kind_name(h->kind));
+            continue;
+        }
+        known(cv, h, where, fields);
+        snprintf(path, sizeof(path), "%s.timeout_ms", where);
+        c->handlers[ev].timeout_ms =
+            int_field(cv, h, "timeout_ms", path, RV_AGENT_HANDLER_TIMEOUT_DEFAULT_MS,
+                      RV_AGENT_HANDLER_TIMEOUT_MIN_MS, RV_AGENT_HANDLER_TIMEOUT_MAX_MS);
+        snprintf(path, sizeof(path), "%s.command", where);
+        const struct doc_node *cmd = doc_map_get(h, "command");
+        if (cmd == NULL)
+            bad(cv, h, path, "required field is missing");
+        else
+            load_command(cv, &c->handlers[ev], cmd, path);
+    }
+}
+
 static void load_root(struct conv *cv, struct agent_config *c, const struct doc_node *root)
 {
     static const char *const fields[] = {
-        "node",      "cluster", "reconciler", "registration_token",
-        "state_dir", "ttl_ms",  "tick_ms",    "max_lag_on_failover_bytes",
-        "engine",    NULL};
+        "node",      "cluster",     "reconciler", "registration_token",
+        "state_dir", "ttl_ms",      "tick_ms",    "max_lag_on_failover_bytes",
+        "engine",    "synchronous", "handlers",   "max_lag_on_failover_transactions",
+        NULL};
     if (root->kind != DOC_MAP) {
         bad(cv, root, "", "the configuration must be an object, not %s", doc_kind_name(root->kind));
         return;
@@ -406,19 +508,36 @@ static void load_root(struct conv *cv, struct agent_config *c, const struct doc_
     c->max_lag_on_failover_bytes =
         int_field(cv, root, "max_lag_on_failover_bytes", "max_lag_on_failover_bytes",
                   RV_AGENT_FAILOVER_LAG_DEFAULT, 0, INT64_MAX);
+    c->max_lag_on_failover_transactions =
+        int_field(cv, root, "max_lag_on_failover_transactions", "max_lag_on_failover_transactions",
+                  RV_AGENT_FAILOVER_LAG_TRX_DEFAULT, 0, INT64_MAX);
+    c->synchronous =
+        (int)int_field(cv, root, "synchronous", "synchronous", 0, 0, RV_PG_SYNC_MEMBERS_MAX);
+    load_handlers(cv, c, doc_map_get(root, "handlers"));
     const struct doc_node *e = doc_map_get(root, "engine");
     if (e == NULL)
         bad(cv, root, "engine", "required field is missing");
     else
         load_engine(cv, c, e);
+    if (c->engine_type == ENGINE_MARIADB && c->synchronous > 0)
+        bad(cv, doc_map_get(root, "synchronous"), "synchronous",
+            "synchronous standbys are PostgreSQL's; MariaDB clusters replicate asynchronously "
+            "(set 0 or remove it)");
 }
 
 int agent_config_load(struct agent_config *c, const char *path, struct diag_list *diags)
 {
+    return agent_config_load_opts(c, path, false, diags);
+}
+
+int agent_config_load_opts(struct agent_config *c, const char *path, bool no_secrets,
+                           struct diag_list *diags)
+{
     struct doc_file *f = NULL;
-    struct conv cv = {.file = path, .diags = diags, .rc = 0};
+    struct conv cv = {.file = path, .diags = diags, .rc = 0, .no_secrets = no_secrets};
     int rc;
     memset(c, 0, sizeof(*c));
+    c->config_path = realpath(path, NULL);
     rc = doc_load(&f, path, path, diags);
     if (rc != 0)
         goto out;

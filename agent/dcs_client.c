@@ -303,6 +303,28 @@ out:
     return rc;
 }
 
+int dcs_client_list(json_t **out, struct dcs_client *c, const char *prefix, struct rv_error *err)
+{
+    char path[RV_DCS_KEY_MAX * 3 + 64];
+    json_t *ans = NULL;
+    int rc;
+    *out = NULL;
+    rc = query_path(path, sizeof(path), "/v1/dcs/kv", "prefix", prefix, "", err);
+    if (rc == 0)
+        rc = request(&ans, c, "GET", path, NULL, NULL, c->timeout_ms, err);
+    if (rc != 0)
+        goto out;
+    json_t *kvs = json_object_get(ans, "kvs");
+    if (!json_is_array(kvs)) {
+        rc = rv_error_set(err, RV_EPROTO, false, "the answer has no 'kvs'");
+        goto out;
+    }
+    *out = json_incref(kvs);
+out:
+    json_decref(ans);
+    return rc;
+}
+
 int dcs_client_put(uint64_t *out_rev, struct dcs_client *c, const char *key, json_t *value,
                    uint64_t session, struct rv_error *err)
 {
@@ -426,4 +448,10 @@ out:
 int dcs_client_report(struct dcs_client *c, json_t *report, struct rv_error *err)
 {
     return request(NULL, c, "POST", "/v1/agents/report", report, NULL, c->timeout_ms, err);
+}
+
+int dcs_client_call(json_t **out, struct dcs_client *c, const char *method, const char *path,
+                    json_t *body, struct rv_error *err)
+{
+    return request(out, c, method, path, body, NULL, c->timeout_ms, err);
 }

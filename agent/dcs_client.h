@@ -57,6 +57,9 @@ int dcs_client_session_revoke(struct dcs_client *c, uint64_t id, struct rv_error
  * store's revision at the read. */
 int dcs_client_get(json_t **out, uint64_t *out_rev, struct dcs_client *c, const char *key,
                    struct rv_error *err);
+/* The kv objects of every key under prefix (a JSON array, json_decref it;
+ * empty when there are none). */
+int dcs_client_list(json_t **out, struct dcs_client *c, const char *prefix, struct rv_error *err);
 /* Put value (borrowed) at key, attached to session (0: none). */
 int dcs_client_put(uint64_t *out_rev, struct dcs_client *c, const char *key, json_t *value,
                    uint64_t session, struct rv_error *err);
@@ -77,5 +80,10 @@ int dcs_client_watch(json_t **out_events, uint64_t *out_rev, struct dcs_client *
                      const char *prefix, uint64_t after, long wait_ms, struct rv_error *err);
 /* Post a node report (borrowed; docs/dcs.md "Node reports"). */
 int dcs_client_report(struct dcs_client *c, json_t *report, struct rv_error *err);
+/* Any other agent API call (GET /v1/agents/config, POST /v1/agents/backups):
+ * body (borrowed) may be NULL; *out (may be NULL) is the JSON answer of a
+ * 2xx. path starts with '/' and is sent as given (already URL-encoded). */
+int dcs_client_call(json_t **out, struct dcs_client *c, const char *method, const char *path,
+                    json_t *body, struct rv_error *err);
 
 #endif

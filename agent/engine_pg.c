@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "child.h"
 #include "log.h"
 
 #define COMPONENT "engine_pg"
@@ -180,24 +181,6 @@ static int conf_quote(struct buf *b, const char *s)
     return rc;
 }
 
-/* The last part of a tool's output on one line, for an error message. */
-static void output_tail(char *dst, size_t cap, const struct buf *out)
-{
-    dst[0] = '\0';
-    if (!out->data || out->len == 0)
-        return;
-    size_t len = out->len;
-    while (len > 0 && (out->data[len - 1] == '\n' || out->data[len - 1] == ' '))
-        len--;
-    size_t start = len > cap - 1 ? len - (cap - 1) : 0;
-    size_t j = 0;
-    for (size_t i = start; i < len && j + 1 < cap; i++) {
-        char c = out->data[i];
-        dst[j++] = (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
-    }
-    dst[j] = '\0';
-}
-
 static bool output_has(const struct buf *out, const char *needle)
 {
     return out->data && strstr(out->data, needle) != NULL;
@@ -346,66 +329,24 @@ static void tool_run_release(struct tool_run *t)
     buf_release(&t->out);
 }
 
-/* Keep the tail: the oldest bytes are dropped so the buffer never holds
- * more than RV_PG_OUTPUT_MAX. */
-static int keep_output(struct buf *out, const char *data, size_t n)
-{
-    if (n > RV_PG_OUTPUT_MAX) {
-        data += n - RV_PG_OUTPUT_MAX;
-        n = RV_PG_OUTPUT_MAX;
-    }
-    if (out->len + n > RV_PG_OUTPUT_MAX) {
-        size_t drop = out->len + n - RV_PG_OUTPUT_MAX;
-        memmove(out->data, out->data + drop, out->len - drop);
-        out->len -= drop;
-        out->data[out->len] = '\0';
-    }
-    return buf_append(out, data, n);
-}
-
-/* Only async-signal-safe calls between fork and exec: the agent is
- * multi-threaded. */
-static void child_exec(const struct pg_engine *e, int devnull, int wfd, char *const argv[],
-                       char *const envp[])
-{
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    setpgid(0, 0);
-    if (dup2(devnull, 0) < 0 || dup2(wfd, 1) < 0 || dup2(wfd, 2) < 0)
-        _exit(126);
-    if (e->run_as) {
-        if (setgroups(1, &e->gid) != 0 || setgid(e->gid) != 0 || setuid(e->uid) != 0) {
-            static const char msg[] = "engine_pg: cannot switch to the server's os user\n";
-            ssize_t w = write(2, msg, sizeof msg - 1);
-            (void)w;
-            _exit(126);
-        }
-    }
-    if (chdir("/") != 0)
-        _exit(126);
-    execve(argv[0], argv, envp);
-    static const char msg[] = "engine_pg: cannot execute the tool\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(127);
-}
-
-/* Run bin_dir/argv[0] with a deadline; password (may be NULL) is passed as
- * PGPASSWORD in the child's environment only. The exit code is in t. */
+/* Run bin_dir/argv[0] with a deadline as the server's OS user (lib/child);
+ * password (may be NULL) is passed as PGPASSWORD in the child's environment
+ * only. The exit code is in t. */
 static int run_tool(const struct pg_engine *e, const char *const *args, const char *password,
                     int timeout_ms, struct tool_run *t, struct rv_error *err)
 {
+    /* The caller's environment without libpq and locale variables (so a
+     * stray PGHOST cannot redirect a tool, and messages are in English),
+     * plus our own. */
+    static const char *const drop[] = {"PG", "LC_", "LANG", "HOME=", NULL};
     char exe[RV_PG_PATH_MAX + 64];
-    char *argv[32];
-    char **envp = NULL;
+    const char *argv[32];
     char pwenv[RV_PG_PASSWORD_MAX + 16];
-    int pfd[2] = {-1, -1};
-    int devnull = -1;
-    pid_t pid = -1;
+    const char *add[] = {"LC_ALL=C", "HOME=/", "PGCONNECT_TIMEOUT=5", password ? pwenv : NULL,
+                         NULL};
+    struct child_result r = {0};
+    char **envp = NULL;
     int rc = 0;
-    size_t n_env = 0;
     size_t n_args = 0;
 
     t->exit_code = -1;
@@ -421,124 +362,37 @@ static int run_tool(const struct pg_engine *e, const char *const *args, const ch
                               args[0]);
             goto out;
         }
-        argv[n_args++] = (char *)args[i];
+        argv[n_args++] = args[i];
     }
     argv[n_args] = NULL;
-
-    /* The caller's environment without libpq and locale variables (so a
-     * stray PGHOST cannot redirect a tool, and messages are in English),
-     * plus our own. */
-    for (char **p = environ; *p; p++)
-        n_env++;
-    envp = calloc(n_env + 8, sizeof *envp);
+    if (password)
+        snprintf(pwenv, sizeof pwenv, "PGPASSWORD=%s", password);
+    envp = child_env(drop, add);
     if (!envp) {
         rc = rv_error_set(err, RV_ENOMEM, false, "engine_pg: out of memory");
         goto out;
     }
-    n_env = 0;
-    for (char **p = environ; *p; p++) {
-        if (strncmp(*p, "PG", 2) == 0 || strncmp(*p, "LC_", 3) == 0 ||
-            strncmp(*p, "LANG", 4) == 0 || strncmp(*p, "HOME=", 5) == 0)
-            continue;
-        envp[n_env++] = *p;
-    }
-    envp[n_env++] = (char *)"LC_ALL=C";
-    envp[n_env++] = (char *)"HOME=/";
-    envp[n_env++] = (char *)"PGCONNECT_TIMEOUT=5";
-    if (password) {
-        snprintf(pwenv, sizeof pwenv, "PGPASSWORD=%s", password);
-        envp[n_env++] = pwenv;
-    }
-    envp[n_env] = NULL;
-
-    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0 || pipe2(pfd, O_CLOEXEC) != 0) {
-        rc = rv_error_set(err, RV_EIO, true, "engine_pg: cannot set up '%s': %s", args[0],
-                          strerror(errno));
-        goto out;
-    }
+    struct child_spec s = {.argv = argv,
+                           .envp = envp,
+                           .run_as = e->run_as,
+                           .uid = e->uid,
+                           .gid = e->gid,
+                           .label = "engine_pg"};
+    struct child_opts o = {.timeout_ms = timeout_ms, .output_max = RV_PG_OUTPUT_MAX};
     log_debug(COMPONENT, "running '%s' for '%s'", args[0], e->app_name);
-    pid = fork();
-    if (pid < 0) {
-        rc = rv_error_set(err, RV_EIO, true, "engine_pg: cannot fork for '%s': %s", args[0],
-                          strerror(errno));
-        goto out;
-    }
-    if (pid == 0)
-        child_exec(e, devnull, pfd[1], argv, envp);
-    close(pfd[1]);
-    pfd[1] = -1;
-
-    int64_t deadline = now_ms() + timeout_ms;
-    bool timed_out = false;
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-        int pr = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr < 0) {
-            rc = rv_error_set(err, RV_EIO, true, "engine_pg: poll: %s", strerror(errno));
-            break;
-        }
-        if (pr == 0)
-            continue;
-        char chunk[4096];
-        ssize_t r = read(pfd[0], chunk, sizeof chunk);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break; /* EOF: every holder of the pipe has exited */
-        if (keep_output(&t->out, chunk, (size_t)r) != 0) {
-            rc = rv_error_set(err, RV_ENOMEM, false, "engine_pg: out of memory");
-            break;
-        }
-    }
-    /* Reap; after EOF the tool still gets until the deadline to exit. */
-    int status = 0;
-    for (;;) {
-        if (timed_out || rc != 0) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            break;
-        }
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            rc = rv_error_set(err, RV_EIO, false, "engine_pg: waitpid: %s", strerror(errno));
-            break;
-        }
-        if (now_ms() >= deadline)
-            timed_out = true;
-        else
-            sleep_ms(5);
-    }
-    pid = -1;
-    if (rc != 0)
-        goto out;
-    if (timed_out) {
+    rc = child_run(&r, &s, 1, &o, err);
+    t->out = r.out;
+    r.out = (struct buf)BUF_INIT;
+    if (rc == 0 && r.why != 0)
         rc = rv_error_set(err, RV_ETIMEOUT, true,
                           "engine_pg: '%s' for '%s' did not finish within %d s (killed)", args[0],
                           e->app_name, timeout_ms / 1000);
-        goto out;
-    }
-    t->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc == 0)
+        t->exit_code = r.exit_code[0];
 out:
     if (password)
         explicit_bzero(pwenv, sizeof pwenv);
-    if (pfd[0] >= 0)
-        close(pfd[0]);
-    if (pfd[1] >= 0)
-        close(pfd[1]);
-    if (devnull >= 0)
-        close(devnull);
+    child_result_release(&r);
     free(envp);
     return rc;
 }
@@ -550,7 +404,7 @@ static int run_tool_ok(const struct pg_engine *e, const char *const *args, const
     int rc = run_tool(e, args, password, timeout_ms, t, err);
     if (rc == 0 && t->exit_code != 0) {
         char tail[320];
-        output_tail(tail, sizeof tail, &t->out);
+        child_tail_line(tail, sizeof tail, &t->out);
         rc = rv_error_set(err, RV_ECHILD, false, "engine_pg: '%s' for '%s' failed (exit %d): %s",
                           args[0], e->app_name, t->exit_code, tail);
     }
@@ -588,7 +442,10 @@ static int write_reeve_conf(const struct pg_engine *e, struct rv_error *err)
     if (rc == 0)
         rc = conf_quote(&b, e->socket_dir);
     /* The superuser is trusted on the socket; only the server's OS user
-     * may open it. */
+     * may open it. A standby reports its position at least every second:
+     * a standby that became synchronous while catching up releases the
+     * commits waiting for it only at its next report, and with every
+     * writer waiting no new WAL prompts one (the default is 10 s). */
     if (rc == 0)
         rc = buf_printf(&b,
                         "\nunix_socket_permissions = 0700\n"
@@ -599,6 +456,7 @@ static int write_reeve_conf(const struct pg_engine *e, struct rv_error *err)
                         "wal_keep_size = '256MB'\n"
                         "hot_standby = on\n"
                         "hot_standby_feedback = on\n"
+                        "wal_receiver_status_interval = 1s\n"
                         "wal_log_hints = on\n"
                         "password_encryption = 'scram-sha-256'\n"
                         "synchronous_commit = on\n"
@@ -1005,7 +863,7 @@ int pg_engine_start(struct pg_engine *e, struct rv_error *err)
     rc = run_tool(e, args, NULL, RV_PG_START_TIMEOUT_MS + 5000, &t, err);
     if (rc == 0 && t.exit_code != 0) {
         char tail[320];
-        output_tail(tail, sizeof tail, &t.out);
+        child_tail_line(tail, sizeof tail, &t.out);
         rc = rv_error_set(err, RV_ECHILD, true,
                           "engine_pg: cannot start '%s' (exit %d): %s; see '%s'", e->app_name,
                           t.exit_code, tail, e->log_file);
@@ -1031,7 +889,7 @@ int pg_engine_stop(struct pg_engine *e, enum pg_stop_mode mode, struct rv_error 
     rc = run_tool(e, args, NULL, RV_PG_STOP_TIMEOUT_MS + 5000, &t, err);
     if (rc == 0 && t.exit_code != 0 && postmaster_running(e)) {
         char tail[320];
-        output_tail(tail, sizeof tail, &t.out);
+        child_tail_line(tail, sizeof tail, &t.out);
         rc = rv_error_set(err, RV_ETIMEOUT, true, "engine_pg: cannot stop '%s' (%s): %s",
                           e->app_name, m, tail);
     }
@@ -1208,7 +1066,7 @@ int pg_engine_clone_from(struct pg_engine *e, const struct pg_primary *primary,
     rc = run_tool(e, args, e->repl_password, RV_PG_COPY_TIMEOUT_MS, &t, err);
     if (rc == 0 && t.exit_code != 0) {
         char tail[320];
-        output_tail(tail, sizeof tail, &t.out);
+        child_tail_line(tail, sizeof tail, &t.out);
         bool conn =
             output_has(&t.out, "could not connect") || output_has(&t.out, "connection to server");
         rc = rv_error_set(err, conn ? RV_EUNAVAIL : RV_ECHILD, conn,
@@ -1228,6 +1086,25 @@ out:
     buf_release(&ci);
     tool_run_release(&t);
     return rc;
+}
+
+int pg_engine_adopt_restored(struct pg_engine *e, struct rv_error *err)
+{
+    char path[RV_PG_PATH_MAX + 32];
+    int rc = 0;
+    if (postmaster_running(e))
+        return rv_error_set(err, RV_ECONFLICT, false, "engine_pg: '%s' is running; stop it first",
+                            e->app_name);
+    e->standby = false;
+    memset(&e->primary, 0, sizeof e->primary);
+    if ((rc = write_reeve_conf(e, err)) || (rc = include_reeve_conf(e, err)) ||
+        (rc = write_hba(e, err)) || (rc = write_pgpass(e, err)) ||
+        (rc = data_path(path, sizeof path, e, "standby.signal", err)))
+        return rc;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return rv_error_set(err, RV_EIO, false, "engine_pg: cannot remove '%s': %s", path,
+                            strerror(errno));
+    return 0;
 }
 
 static int reload(PGconn *c, const struct pg_engine *e, struct rv_error *err)
@@ -1345,7 +1222,7 @@ int pg_engine_rewind(struct pg_engine *e, const struct pg_primary *primary, stru
         goto out;
     if (t.exit_code != 0) {
         char tail[320];
-        output_tail(tail, sizeof tail, &t.out);
+        child_tail_line(tail, sizeof tail, &t.out);
         if (output_has(&t.out, "could not connect") || output_has(&t.out, "connection to server")) {
             rc = rv_error_set(err, RV_EUNAVAIL, true,
                               "engine_pg: cannot rewind '%s': primary %s:%d unreachable: %s",
@@ -1456,6 +1333,41 @@ out:
     if (c)
         PQfinish(c);
     buf_release(&b);
+    return rc;
+}
+
+int pg_engine_standbys(struct pg_engine *e, struct pg_standby *out, size_t cap, size_t *n,
+                       struct rv_error *err)
+{
+    static const char q[] = "SELECT application_name, state, sync_state,"
+                            " COALESCE(flush_lsn::text, '') FROM pg_stat_replication"
+                            " WHERE NOT pg_is_in_recovery() ORDER BY application_name";
+    PGconn *c = NULL;
+    PGresult *r = NULL;
+    int rc = 0;
+    *n = 0;
+    if (!postmaster_running(e))
+        goto out;
+    if ((rc = connect_local(e, &c, err)) != 0 || (rc = sql_exec(c, e, q, 0, NULL, &r, err)) != 0)
+        goto out;
+    for (int i = 0; i < PQntuples(r) && *n < cap; i++) {
+        struct pg_standby *s = &out[*n];
+        const char *name = PQgetvalue(r, i, 0);
+        if (!valid_name(name))
+            continue; /* not one of ours (pg_basebackup, a tool) */
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s", name);
+        s->streaming = strcmp(PQgetvalue(r, i, 1), "streaming") == 0;
+        s->sync =
+            strcmp(PQgetvalue(r, i, 2), "sync") == 0 || strcmp(PQgetvalue(r, i, 2), "quorum") == 0;
+        if (pg_lsn_parse(&s->flush_lsn, PQgetvalue(r, i, 3)) != 0)
+            s->flush_lsn = 0;
+        (*n)++;
+    }
+out:
+    PQclear(r);
+    if (c)
+        PQfinish(c);
     return rc;
 }
 

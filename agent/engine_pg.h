@@ -131,6 +131,11 @@ int pg_engine_status(struct pg_engine *e, uint64_t primary_lsn, struct pg_status
  * Leaves the server stopped. */
 int pg_engine_clone_from(struct pg_engine *e, const struct pg_primary *primary,
                          struct rv_error *err);
+/* Make a data directory filled from a base backup (agent/restore.c) this
+ * node's, as a primary: write reeve.conf, pg_hba.conf and reeve.pgpass,
+ * include reeve.conf from postgresql.conf, and drop the standby.signal a
+ * backup taken on a replica carries. The server must be stopped. */
+int pg_engine_adopt_restored(struct pg_engine *e, struct rv_error *err);
 /* Point the node at primary: reeve.conf with primary_conninfo and slot,
  * standby.signal. A stopped server is started; a running standby is
  * reloaded (repointed). A running primary is refused (RV_ECONFLICT): fence
@@ -153,6 +158,18 @@ int pg_engine_fence(struct pg_engine *e, const struct pg_primary *primary, struc
  * written to reeve.conf and reloaded; returns once the setting is live. */
 int pg_engine_set_synchronous(struct pg_engine *e, const char *const *names, size_t n_names,
                               unsigned n, enum pg_sync_method method, struct rv_error *err);
+/* A standby as the primary sees it (pg_stat_replication). */
+struct pg_standby {
+    char name[RV_PG_NAME_MAX + 1]; /* application_name: the node name */
+    bool streaming;                /* state = 'streaming' */
+    bool sync;                     /* sync_state = 'sync' or 'quorum' */
+    uint64_t flush_lsn;            /* 0: not reported yet */
+};
+
+/* The primary's connected standbys, at most cap of them, into out (*n of
+ * them). A server that is not a running primary has none. */
+int pg_engine_standbys(struct pg_engine *e, struct pg_standby *out, size_t cap, size_t *n,
+                       struct rv_error *err);
 /* ALTER SYSTEM each parameter, reload, and report whether any of them needs
  * a restart to take effect (*restart_needed). Malformed, unknown and
  * reeve-managed names fail the call (RV_EINVAL) before anything changes; a

@@ -7,9 +7,12 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "backup_cmd.h"
+#include "backupd.h"
 #include "config.h"
 #include "diag.h"
 #include "log.h"
+#include "restore_cmd.h"
 
 struct app {
     uv_signal_t sigterm;
@@ -22,6 +25,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: reeve-agent -c <agent.yaml> [--log-level debug|info|warn|error] [--log-json]\n"
+            "       reeve-agent wal-push|wal-fetch|backup|backups ... -c <agent.yaml> (docs/backups.md)\n"
+            "       reeve-agent restore -c <agent.yaml> --to <dir> ... (docs/restore.md)\n"
             "       reeve-agent --help | --version\n"
             "\n"
             "Runs one database node of a reeve cluster: registers with the reconciler,\n"
@@ -54,11 +59,17 @@ int main(int argc, char **argv)
     struct diag_list diags;
     struct rv_error err = {0};
     struct app app = {0};
+    struct backupd *bd = NULL;
+    char exe[RV_PG_PATH_MAX + 1] = "";
     uv_loop_t loop;
     bool loop_ok = false, cfg_ok = false;
     int rc = 1;
     diag_list_init(&diags);
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && backup_cmd_is(argv[1]))
+        return backup_cmd_main(argc, argv);
+    if (argc > 1 && restore_cmd_is(argv[1]))
+        return restore_cmd_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -99,6 +110,13 @@ int main(int argc, char **argv)
         goto out;
     }
     cfg_ok = true;
+    /* Without archive_command the node still runs and takes full backups;
+     * only point-in-time recovery is lost, so this is loud, not fatal.
+     * MariaDB has no WAL archive: its backups are full and incremental. */
+    if (backup_self_exe(exe, sizeof(exe), &err) != 0)
+        log_error("main", "backups are off on this node: %s", err.msg);
+    else if (cfg.engine_type == ENGINE_POSTGRESQL && backup_engine_params(&cfg, exe, &err) != 0)
+        log_error("main", "WAL archiving is off on this node: %s", err.msg);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "error: cannot initialize libcurl\n");
         goto out;
@@ -121,8 +139,14 @@ int main(int argc, char **argv)
     if (agent_start(app.agent, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.msg);
         agent_stop(app.agent);
+    } else {
+        /* After agent_start: the watchdog has forked before any thread. */
+        struct backupd_opts bo = {.cfg = &cfg, .exe = exe};
+        if (exe[0] != '\0' && backupd_start(&bd, &bo, &err) != 0)
+            log_error("main", "backups are off on this node: %s", err.msg);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+    backupd_stop(bd);
     rc = app.rc == 0 ? 0 : 1;
 out:
     agent_free(app.agent);

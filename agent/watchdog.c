@@ -120,6 +120,58 @@ static pid_t postmaster_of(int dfd, const struct stat *dst, const char *data_dir
     return (pid_t)v;
 }
 
+static bool wait_gone(pid_t pid, int ms);
+
+/* A MariaDB server of the data directory (agent/engine_mariadb.c): the pid
+ * in mariadbd.pid, a mariadbd whose working directory is the data
+ * directory. 0 when there is none. */
+static pid_t mariadbd_of(int dfd, const struct stat *dst, const char *data_dir)
+{
+    char buf[64], path[64], cmd[RV_AGENT_WATCHDOG_CMDLINE_MAX];
+    struct stat cst;
+    long v = 0;
+    ssize_t n = read_small(dfd, "mariadbd.pid", buf, sizeof(buf));
+    if (n <= 0)
+        return 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
+        v = v * 10 + (buf[i] - '0');
+        if (v > 0x3fffffff)
+            break;
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", v);
+    if (v <= 1 || v > 0x3fffffff || read_small(AT_FDCWD, path, cmd, sizeof(cmd)) <= 0)
+        return 0;
+    const char *base = strrchr(cmd, '/');
+    base = base != NULL ? base + 1 : cmd;
+    snprintf(path, sizeof(path), "/proc/%ld/cwd", v);
+    if ((strcmp(base, "mariadbd") != 0 && strcmp(base, "mysqld") != 0) || stat(path, &cst) != 0 ||
+        cst.st_dev != dst->st_dev || cst.st_ino != dst->st_ino) {
+        wd_log("error", "pid %ld from '%s/mariadbd.pid' is not its server: not signaling it", v,
+               data_dir);
+        return 0;
+    }
+    return (pid_t)v;
+}
+
+/* MariaDB: a clean shutdown (SIGTERM), SIGKILL past the stop time. The
+ * agent rejoins the node read-only when it runs again. */
+static void fence_mariadbd(pid_t pid)
+{
+    if (kill(pid, SIGTERM) != 0 && errno != ESRCH) {
+        wd_log("error", "cannot signal mariadbd pid %ld: %s", (long)pid, strerror(errno));
+        return;
+    }
+    if (wait_gone(pid, RV_AGENT_WATCHDOG_STOP_MS)) {
+        wd_log("info", "mariadbd pid %ld stopped (clean shutdown)", (long)pid);
+        return;
+    }
+    wd_log("warn", "mariadbd pid %ld still up after %d ms: killing it", (long)pid,
+           RV_AGENT_WATCHDOG_STOP_MS);
+    kill(pid, SIGKILL);
+    if (!wait_gone(pid, RV_AGENT_WATCHDOG_STOP_MS))
+        wd_log("error", "mariadbd pid %ld still up after SIGKILL", (long)pid);
+}
+
 /* So that any restart comes back read-only: the agent decides later. */
 static void write_standby_signal(int dfd, const struct stat *dst, const char *data_dir)
 {
@@ -173,6 +225,11 @@ static void fence(const char *data_dir, const char *why)
     }
     /* Only a running server is marked: a crashed data directory with
      * standby.signal cannot go through pg_rewind's single-user recovery. */
+    pid_t mdb = mariadbd_of(dfd, &dst, data_dir);
+    if (mdb > 0) {
+        fence_mariadbd(mdb);
+        goto out;
+    }
     pid_t pid = postmaster_of(dfd, &dst, data_dir);
     if (pid == 0)
         goto out;

@@ -12,6 +12,7 @@ set_target_properties(reeve-provider-local PROPERTIES RUNTIME_OUTPUT_DIRECTORY $
 add_executable(test_local_provider ${CMAKE_SOURCE_DIR}/tests/agent/test_local_provider.c ${CMAKE_SOURCE_DIR}/tests/agent/recon.c
   ${CMAKE_SOURCE_DIR}/reconciler/provider.c ${CMAKE_SOURCE_DIR}/reconciler/dcs.c
   ${CMAKE_SOURCE_DIR}/reconciler/agentapi.c)
+target_sources(test_local_provider PRIVATE ${CMAKE_SOURCE_DIR}/tests/agent/testutil.c)
 target_compile_options(test_local_provider PRIVATE "SHELL:-iquote ${CMAKE_SOURCE_DIR}/agent"
   "SHELL:-iquote ${CMAKE_SOURCE_DIR}/reconciler")
 target_link_libraries(test_local_provider PRIVATE reeve_agent_core PkgConfig::CMOCKA Threads::Threads)

@@ -9,6 +9,8 @@ target_link_libraries(reeve_agent_core PUBLIC reeve_core PkgConfig::LIBPQ)
 # Engine tests start real servers, so they live outside tests/unit/ (whose
 # tests link only reeve_recon) and are registered here.
 add_executable(test_pg ${CMAKE_SOURCE_DIR}/tests/agent/test_pg.c)
+target_sources(test_pg PRIVATE ${CMAKE_SOURCE_DIR}/tests/agent/testutil.c
+  ${CMAKE_SOURCE_DIR}/tests/agent/testutil_pg.c)
 target_link_libraries(test_pg PRIVATE reeve_agent_core PkgConfig::CMOCKA)
 add_test(NAME unit.test_pg COMMAND test_pg)
 set_tests_properties(unit.test_pg PROPERTIES LABELS unit TIMEOUT 120

@@ -35,7 +35,8 @@
     X(HTTP, -19, "http error")                                            \
     X(DB, -20, "database error")                                          \
     X(CRYPTO, -21, "cryptographic error")                                 \
-    X(CANCELED, -22, "canceled")
+    X(CANCELED, -22, "canceled")                                          \
+    X(INTEGRITY, -23, "integrity check failed")
 
 enum rv_errno {
     RV_OK = 0,

@@ -620,4 +620,478 @@ _Static_assert(RV_LOCAL_PATH_MAX <= RV_PATH_MAX, "a local path is a path");
 _Static_assert(RV_LOCAL_STOP_WAIT_MS + RV_LOCAL_PG_STOP_WAIT_MS < RV_PROVIDER_DEADLINE_MAX_MS,
                "a delete fits in the longest deadline");
 
+/* --- objstore and bstream (lib/objstore.c, lib/bstream.c) --- */
+/* An object key: S3 caps a whole key at 1024 bytes, so half is left for a
+ * destination's prefix; reeve's longest key (a WAL history file under
+ * wal/<tli>/) is under 64 bytes. */
+#define RV_OBJSTORE_KEY_MAX 512
+/* One segment of a key (one file or directory name of a local store): the
+ * temporary name ".<segment>.tmp-<16 hex>" must stay under NAME_MAX (255). */
+#define RV_OBJSTORE_SEGMENT_MAX 200
+/* Segments of one key: reeve's keys are three deep (wal/<tli>/<file>); the
+ * bound also bounds the directories a local list holds open at once. */
+#define RV_OBJSTORE_DEPTH_MAX 16
+/* Objects returned by one list: a year of WAL at one segment every 30 s is
+ * about a million; an entry costs ~100 bytes, so a full list is ~100 MiB.
+ * Callers list by narrow prefixes (one timeline, one backup). */
+#define RV_OBJSTORE_LIST_MAX (1000 * 1000)
+/* Bytes moved per read/write by objstore_copy() and bstream_verify(): large
+ * enough that syscalls cost nothing next to compression. */
+#define RV_OBJSTORE_COPY_BUF (256 * 1024)
+/* Attempts of a local put to create its directory and temporary file: a
+ * concurrent remove may delete an emptied directory in between. */
+#define RV_OBJSTORE_PUT_TRIES 3
+
+/* Encoded objects (bstream): payload bytes per authenticated chunk. The
+ * default bounds what a decoder buffers (and what is lost to a damaged
+ * chunk) while keeping the per-chunk overhead (20 bytes) negligible. */
+#define RV_BSTREAM_CHUNK_DEFAULT (1024 * 1024)
+/* Range accepted from a caller and from an object's header: the maximum
+ * bounds the memory a hostile header can make a decoder allocate. */
+#define RV_BSTREAM_CHUNK_MIN 1024
+#define RV_BSTREAM_CHUNK_MAX (16 * 1024 * 1024)
+/* zstd levels accepted: 1 (fastest) to 19; 20-22 need windows of up to
+ * 128 MiB per decoder, which RV_BSTREAM_WINDOW_LOG_MAX refuses. */
+#define RV_BSTREAM_LEVEL_DEFAULT 3
+#define RV_BSTREAM_LEVEL_MIN 1
+#define RV_BSTREAM_LEVEL_MAX 19
+/* Largest zstd window a decoder accepts (2^24 = 16 MiB): level 19 uses at
+ * most 2^23; a frame asking for more is refused instead of allocated. */
+#define RV_BSTREAM_WINDOW_LOG_MAX 24
+/* zstd worker threads of one encoder: each holds a few MiB of buffers (two
+ * jobs of 4 windows); beyond the cores of a database host nothing is won. */
+#define RV_BSTREAM_WORKERS_MAX 16
+
+_Static_assert(RV_OBJSTORE_SEGMENT_MAX + 22 < 255, "a temporary name fits NAME_MAX");
+_Static_assert(RV_OBJSTORE_SEGMENT_MAX <= RV_OBJSTORE_KEY_MAX, "a segment fits in a key");
+_Static_assert(RV_OBJSTORE_KEY_MAX * 2 <= 1024, "a key and a prefix fit S3's key limit");
+_Static_assert(RV_BSTREAM_CHUNK_MIN <= RV_BSTREAM_CHUNK_DEFAULT &&
+                   RV_BSTREAM_CHUNK_DEFAULT <= RV_BSTREAM_CHUNK_MAX, "default chunk in range");
+_Static_assert(RV_BSTREAM_CHUNK_MAX < (1u << 31), "a chunk length leaves the final bit free");
+_Static_assert(RV_BSTREAM_LEVEL_MIN <= RV_BSTREAM_LEVEL_DEFAULT &&
+                   RV_BSTREAM_LEVEL_DEFAULT <= RV_BSTREAM_LEVEL_MAX, "default level in range");
+/* (end of section) */
+
+/* --- SigV4 and S3 (lib/sigv4.c, lib/s3.c) --- */
+/* Headers and query parameters one signed request may carry: reeve's S3
+ * requests sign five headers and at most four parameters; the bounds keep
+ * the sorts cheap and refuse a runaway caller. */
+#define RV_SIGV4_HEADERS_MAX 64
+#define RV_SIGV4_QUERY_MAX 64
+/* Bytes a put buffers before it sends them as one part: 8 MiB keeps the
+ * memory of a backup small while 10000 parts still make 78 GiB before the
+ * part size grows (RV_S3_PART_GROW_EVERY). S3 refuses parts under 5 MiB
+ * (except the last); the maximum bounds what one sink holds in memory. */
+#define RV_S3_PART_SIZE (8 * 1024 * 1024)
+#define RV_S3_PART_SIZE_MIN (5 * 1024 * 1024)
+#define RV_S3_PART_SIZE_MAX (512 * 1024 * 1024)
+/* S3 allows part numbers 1 to 10000. The part size doubles after every
+ * 1000 parts (up to RV_S3_PART_SIZE_MAX), so a 8 MiB start reaches several
+ * TiB instead of stopping at 78 GiB, and memory grows only for huge objects. */
+#define RV_S3_PARTS_MAX 10000
+#define RV_S3_PART_GROW_EVERY 1000
+/* Attempts of one request (all of reeve's S3 requests may be repeated; a
+ * repeated CompleteMultipartUpload that finds its upload gone checks the
+ * object instead), with exponential backoff from
+ * RV_S3_BACKOFF_MS up to RV_S3_BACKOFF_MAX_MS: about 15 s in all, enough for
+ * a load balancer to move off a failed node without stalling a backup long. */
+#define RV_S3_ATTEMPTS 5
+#define RV_S3_BACKOFF_MS 250
+#define RV_S3_BACKOFF_MAX_MS 8000
+/* Connection set-up, and a transfer that moves less than one byte per
+ * second for this long is abandoned (retryable): a stalled peer must not
+ * hang a backup forever, yet a slow WAN link is not cut. */
+#define RV_S3_CONNECT_TIMEOUT_S 15
+#define RV_S3_LOW_SPEED_TIME_S 60
+/* XML answers kept in memory (list pages, errors, multipart replies): a
+ * ListObjectsV2 page of 1000 keys is about 350 KiB. */
+#define RV_S3_RESPONSE_MAX (4 * 1024 * 1024)
+/* Configuration strings: S3 bucket names are 3-63 characters; an endpoint
+ * URL and a prefix this long are mistakes; prefix + '/' + key must stay
+ * within S3's 1024-byte key. */
+#define RV_S3_ENDPOINT_MAX 1024
+#define RV_S3_BUCKET_MAX 63
+#define RV_S3_PREFIX_MAX 256
+#define RV_S3_REGION_MAX 64
+#define RV_S3_CREDENTIAL_MAX 256
+/* Keys per ListObjectsV2 page: S3 never sends more than 1000. */
+#define RV_S3_LIST_PAGE_KEYS 1000
+/* An ETag as S3 sends it: a quoted MD5 (34 bytes), longer for multipart or
+ * other implementations. */
+#define RV_S3_ETAG_MAX 256
+
+_Static_assert(RV_S3_PART_SIZE_MIN <= RV_S3_PART_SIZE && RV_S3_PART_SIZE <= RV_S3_PART_SIZE_MAX,
+               "the default part size is a valid part size");
+_Static_assert(RV_S3_PREFIX_MAX + 1 + RV_OBJSTORE_KEY_MAX <= 1024, "a full key fits in S3's key");
+/* (end of section) */
+
+/* --- agent backups (agent/backup*.c) --- */
+/* archive_timeout set on every node: a quiet server still archives its
+ * newest changes within a minute (the archive's recovery point). */
+#define RV_BACKUP_ARCHIVE_TIMEOUT_S 60
+/* A cron expression: five short fields; 128 holds any sensible list. */
+#define RV_CRON_EXPR_MAX 128
+/* cron_next gives up after this many years: an expression that matches no
+ * day (Feb 30) must end the search, and any real schedule fires within a
+ * year (Feb 29 on a Monday: within 28 years, beyond any backup plan). */
+#define RV_CRON_HORIZON_YEARS 5
+/* The scheduler polls the reconciler for its configuration this often; the
+ * scheduled times are checked at the same pace (cron has minute grain). */
+#define RV_BACKUP_POLL_MS 3000
+/* One configuration answer (destination, keys, a few requests). */
+#define RV_BACKUP_CONFIG_MAX (64 * 1024)
+/* Bytes read from a backup program's stdout per write into the encoder:
+ * memory stays bounded whatever the database size. */
+#define RV_BACKUP_CHUNK (256 * 1024)
+/* A backup program's stderr kept for the error message and the LSNs. */
+#define RV_BACKUP_STDERR_MAX (16 * 1024)
+/* A base backup may take this long before it is killed (a large database
+ * over a slow link: 24 h). */
+#define RV_BACKUP_TIMEOUT_MS (24 * 3600 * 1000)
+/* Pre/post scripts and notification commands. */
+#define RV_BACKUP_HOOK_TIMEOUT_MS (5 * 60 * 1000)
+/* Arguments of an external method (program + args). */
+#define RV_BACKUP_ARGS_MAX 64
+/* Progress goes to stderr/the log at most this often. */
+#define RV_BACKUP_PROGRESS_MS 2000
+/* Records sent to the reconciler in one POST; the rest go next poll. */
+#define RV_BACKUP_SYNC_BATCH 50
+/* Log lines kept per backup in backup.db. */
+#define RV_BACKUP_LOG_LINES_MAX 1000
+/* A WAL segment (16 MiB by default; PostgreSQL allows up to 1 GiB). */
+#define RV_BACKUP_WAL_SEGMENT_MAX (1024 * 1024 * 1024)
+/* A cached DCS view older than this is not trusted to pick a replica for
+ * backups (the reconciler has been away 10 minutes): the primary backs
+ * up rather than nobody. */
+#define RV_BACKUP_VIEW_MAX_AGE_MS (10 * 60 * 1000)
+/* The id of a backup request ("final-<idempotency key>"). */
+#define RV_BACKUP_REQUEST_ID_MAX 200
+/* base/<id>/manifest.json read back for retention: a record is ~1 KiB. */
+#define RV_BACKUP_MANIFEST_MAX (16 * 1024)
+/* node.key: 32 random bytes, 64 hex characters in the file. */
+#define RV_BACKUP_NODE_KEY_BYTES 32
+/* A secret stored in backup.db (a key, an access key, a password). */
+#define RV_BACKUP_SECRET_MAX 4096
+_Static_assert(RV_BACKUP_HOOK_TIMEOUT_MS < RV_BACKUP_TIMEOUT_MS, "hooks are short");
+_Static_assert(RV_BACKUP_SYNC_BATCH > 0, "a batch sends something");
+/* (end of section) */
+
+/* --- restore and point-in-time recovery (agent/restore.c) --- */
+/* A backup id: "<yyyymmddThhmmssZ>-<8 hex>" is 25 bytes; room for longer
+ * ids from other tools, still one object-store key segment. */
+#define RV_RESTORE_ID_MAX 64
+/* A time written as RFC 3339 with milliseconds ("...T10:00:00.000Z" is 24). */
+#define RV_RESTORE_TIME_MAX 40
+/* manifest.json of one backup: the record is about 1 KiB; its params and
+ * schemas lists keep it far below this. */
+#define RV_RESTORE_MANIFEST_MAX (1024 * 1024)
+/* restore_command: two absolute paths and a few words. */
+#define RV_RESTORE_COMMAND_MAX 2048
+/* Extracting the base backup: a few hundred GiB take a few hours on a LAN;
+ * past this something is stuck. */
+#define RV_RESTORE_EXTRACT_TIMEOUT_MS (6 * 60 * 60 * 1000)
+/* Start, replay and promotion: replaying a day of busy WAL takes hours;
+ * restore_opts.timeout_ms lowers it for scratch tests. */
+#define RV_RESTORE_RECOVERY_TIMEOUT_MS (6 * 60 * 60 * 1000)
+/* tar and pg_ctl after their input ended; pg_checksums of a scratch copy. */
+#define RV_RESTORE_TOOL_TIMEOUT_MS (10 * 60 * 1000)
+/* A progress line (bytes extracted, position replayed) at most this often. */
+#define RV_RESTORE_PROGRESS_MS 5000
+/* The end of the server log read to explain a failed recovery: the lines
+ * that matter are the last few dozen. */
+#define RV_RESTORE_LOG_TAIL_MAX (256 * 1024)
+/* Bytes moved from the decoder to tar per write. */
+#define RV_RESTORE_COPY_BUF (256 * 1024)
+/* A WAL file name PostgreSQL asks for: 24 hex digits, or a timeline
+ * history, a backup label or a .partial segment, all short. */
+#define RV_RESTORE_WAL_NAME_MAX 64
+/* A restored WAL segment written by the minimal fetch: 16 MiB by default,
+ * 1 GiB is PostgreSQL's largest segment size. */
+#define RV_RESTORE_WAL_MAX (1024L * 1024 * 1024)
+/* shared_buffers of a scratch test instance: enough to start any backup,
+ * small enough to run beside the node's own server. */
+#define RV_RESTORE_SCRATCH_SHARED_BUFFERS "128MB"
+
+_Static_assert(RV_RESTORE_ID_MAX <= RV_OBJSTORE_SEGMENT_MAX, "an id is one key segment");
+_Static_assert(RV_RESTORE_PROGRESS_MS < RV_RESTORE_TOOL_TIMEOUT_MS, "progress before timeouts");
+_Static_assert(RV_RESTORE_COMMAND_MAX <= RV_PG_PARAM_VALUE_MAX, "restore_command is a setting");
+/* (end of section) */
+
+/* --- backup records and the config API (reconciler) --- */
+/* Body of POST /v1/agents/backups: a batch of records (about 1-2 KiB each)
+ * that an agent kept while the reconciler was away; the agent sends at most
+ * RV_BACKUPS_POST_RECORDS_MAX per request. */
+#define RV_BACKUPS_POST_BODY_MAX (1024 * 1024)
+#define RV_BACKUPS_POST_RECORDS_MAX 256
+/* One record as stored: the fields of the contract with a few hundred bytes
+ * of params and schemas; far more is a broken or hostile agent. */
+#define RV_BACKUPS_RECORD_MAX (32 * 1024)
+/* Strings inside a record: ids (the spec's backupId allows 128), lists of
+ * params and schemas, an error message from a failed backup. */
+#define RV_BACKUPS_ID_MAX 128
+#define RV_BACKUPS_STRING_MAX 1024
+#define RV_BACKUPS_ERROR_MAX 4096
+#define RV_BACKUPS_LIST_ITEMS_MAX 64
+/* Records one GET /api/v1/backups lists (newest first): a year of daily
+ * backups of a few dozen clusters. */
+#define RV_BACKUPS_LIST_MAX 20000
+/* Backup API requests worked on at once (config, records, list, verify);
+ * past it the server answers 503 with Retry-After. Verifications stream
+ * whole objects, so at most RV_BACKUPS_VERIFY_MAX run at once. */
+#define RV_BACKUPS_JOBS_MAX 32
+#define RV_BACKUPS_VERIFY_MAX 2
+/* How often final_backup looks for the agent's record of its request. */
+#define RV_BACKUPS_WAIT_POLL_MS 1000
+/* seed_from_backup: how long after its target a restore waits for the
+ * source's WAL archive to pass it; agents archive at least every
+ * RV_BACKUP_ARCHIVE_TIMEOUT_S, so three periods cover a slow upload. */
+#define RV_SEED_ARCHIVE_WAIT_MS (3 * RV_BACKUP_ARCHIVE_TIMEOUT_S * 1000)
+
+_Static_assert(RV_BACKUPS_POST_BODY_MAX <= RV_HTTP_BODY_MAX, "the httpd accepts the body");
+_Static_assert(RV_BACKUPS_VERIFY_MAX < RV_BACKUPS_JOBS_MAX, "verifications leave room for agents");
+_Static_assert(RV_BACKUPS_ID_MAX + 16 < RV_BACKUPS_STRING_MAX, "a request schedule fits");
+/* (end of section) */
+
+/* --- MariaDB engine (agent/engine_mariadb.c) --- */
+/* Paths of the tools, data and socket directories and the log; the socket
+ * path ("<dir>/mariadbd.sock") must fit sun_path (108 bytes). */
+#define RV_MDB_PATH_MAX 1024
+#define RV_MDB_SOCKET_DIR_MAX 80
+/* User and node names: MariaDB user names are at most 128 characters (80 in
+ * the grant tables of older servers); node names are agent names. */
+#define RV_MDB_NAME_MAX 63
+/* A host name or address, or a CIDR, as written into CHANGE MASTER and a
+ * grant's host part (at most 255 characters in MariaDB). */
+#define RV_MDB_HOST_MAX 255
+/* The replication password: stored by the server in master.info as given;
+ * 256 is far more entropy than needed. */
+#define RV_MDB_PASSWORD_MAX 256
+/* Extra reeve.cnf lines rendered from the configuration. */
+#define RV_MDB_CONF_EXTRA_MAX (16 * 1024)
+/* reeve.cnf and reeve-params.cnf as read back: the engine writes a few KiB;
+ * 256 parameters of up to 4 KiB each fit. */
+#define RV_MDB_CONF_FILE_MAX (1024 * 1024 + 64 * 1024)
+/* One parameter value (optimizer_switch and sql_mode are the longest). */
+#define RV_MDB_PARAM_VALUE_MAX 4096
+/* Parameters in one mdb_engine_apply_parameters() call, and kept in all. */
+#define RV_MDB_PARAMS_MAX 256
+/* Names of parameters pending a restart kept in a status. */
+#define RV_MDB_PENDING_MAX 1024
+/* A GTID position ("domain-server-seq" per domain): one domain per cluster
+ * in practice; 32 domains cover merged clusters with room. */
+#define RV_MDB_GTID_DOMAINS_MAX 32
+#define RV_MDB_GTID_POS_MAX (RV_MDB_GTID_DOMAINS_MAX * 64)
+/* The replication error kept in a status (Last_IO_Error / Last_SQL_Error). */
+#define RV_MDB_LAST_ERROR_MAX 256
+/* Output captured from one tool run (the rest is drained and dropped). */
+#define RV_MDB_OUTPUT_MAX (64 * 1024)
+/* mariadb-install-db of an empty server is about a second; tens of seconds
+ * with fsync on a slow disk. */
+#define RV_MDB_INSTALL_TIMEOUT_MS (120 * 1000)
+/* Start: InnoDB crash recovery of a busy server can take a while; past this
+ * the agent reports the node unhealthy instead of waiting forever. */
+#define RV_MDB_START_TIMEOUT_MS (60 * 1000)
+/* Stop: a clean shutdown flushes the buffer pool; beyond this it is killed. */
+#define RV_MDB_STOP_TIMEOUT_MS (60 * 1000)
+/* Promotion waits for the relay log to be applied; a caught-up replica
+ * needs milliseconds, a lagging one is refused past this. */
+#define RV_MDB_PROMOTE_TIMEOUT_MS (60 * 1000)
+/* mariadb-backup | mbstream and --prepare copy data: an hour covers a few
+ * hundred GiB on a LAN; larger clusters are seeded from backups instead. */
+#define RV_MDB_COPY_TIMEOUT_MS (60 * 60 * 1000)
+/* Connecting over the socket (libmariadb takes whole seconds). */
+#define RV_MDB_CONNECT_TIMEOUT_S 5
+/* Reading one reply to a statement issued by the engine. */
+#define RV_MDB_READ_TIMEOUT_S 30
+/* After START SLAVE: how long to watch for a refused GTID position
+ * (divergence) before returning with the replica still connecting. */
+#define RV_MDB_REPLICA_CHECK_MS 5000
+/* Semi-synchronous replication: a commit waits this long for a replica's
+ * acknowledgement before the primary falls back to asynchronous; the
+ * default is "practically never" so no acknowledged commit is lost. */
+#define RV_MDB_SEMI_SYNC_TIMEOUT_DEFAULT_MS (24u * 3600u * 1000u)
+#define RV_MDB_SEMI_SYNC_TIMEOUT_MAX_MS (7u * 24u * 3600u * 1000u)
+
+_Static_assert(RV_MDB_SOCKET_DIR_MAX + 20 < 108, "a socket path fits sun_path");
+_Static_assert(RV_MDB_SOCKET_DIR_MAX <= RV_MDB_PATH_MAX, "socket dir is a path");
+_Static_assert(RV_MDB_OUTPUT_MAX / 2 > RV_ERROR_MSG_MAX, "output tail fits a message");
+_Static_assert(RV_MDB_CONNECT_TIMEOUT_S * 1000 < RV_MDB_START_TIMEOUT_MS, "connect within start");
+_Static_assert(RV_MDB_REPLICA_CHECK_MS < RV_MDB_START_TIMEOUT_MS, "the check is short");
+_Static_assert(RV_MDB_PARAMS_MAX * (RV_MDB_NAME_MAX + RV_MDB_PARAM_VALUE_MAX + 8) <
+                   RV_MDB_CONF_FILE_MAX,
+               "every parameter fits in the parameter file");
+/* (end of section) */
+
+/* --- autopilot handlers and synchronous replication (agent/) --- */
+/* A handler command (agent config handlers.<event>.command): argv entries
+ * and the length of each; a command is a program and a few arguments. */
+#define RV_AGENT_HANDLER_ARGS_MAX 32
+#define RV_AGENT_HANDLER_ARG_MAX 4096
+/* handlers.<event>.timeout_ms: default, and the range accepted. The
+ * command is killed (its whole process group) when it runs longer. */
+#define RV_AGENT_HANDLER_TIMEOUT_DEFAULT_MS 10000
+#define RV_AGENT_HANDLER_TIMEOUT_MIN_MS 100
+#define RV_AGENT_HANDLER_TIMEOUT_MAX_MS 600000
+/* Output of a handler kept (the tail; stdout and stderr together) for the
+ * log and the error message: enough for a few lines of explanation. */
+#define RV_AGENT_HANDLER_OUTPUT_MAX 4096
+/* How often a running handler is checked for its deadline and for the
+ * agent asking the step to give up (a primary fencing itself). */
+#define RV_AGENT_HANDLER_POLL_MS 50
+/* Failover race: a replica publishes its position, waits this long for its
+ * peers to publish theirs, then waits RV_AGENT_RACE_RANK_STEP_MS for each
+ * eligible peer that has more WAL (or as much and a smaller name), so the
+ * least-lagging replica takes the key first; a peer that is ranked ahead
+ * but does not take it only delays the race by its step. */
+#define RV_AGENT_RACE_SETTLE_MS 300
+#define RV_AGENT_RACE_RANK_STEP_MS 700
+/* Nodes of one cluster read at once (the nodes/ prefix). */
+#define RV_AGENT_PEERS_MAX 64
+_Static_assert(RV_AGENT_HANDLER_POLL_MS <= RV_AGENT_TTL_MIN_MS / RV_AGENT_FENCE_CHECK_DIV,
+               "a primary's handler is killed within one fence check of the abort");
+_Static_assert(RV_AGENT_PEERS_MAX >= RV_PG_SYNC_MEMBERS_MAX, "every standby of a set is seen");
+/* (end of section) */
+
+/* --- sealed secrets (lib/seal.c) --- */
+/* A key file: one line of a tag and base64, or 64 hex characters. */
+#define RV_SEAL_KEY_FILE_MAX 256
+/* A secret to seal: passwords and tokens, with room for a PEM key. */
+#define RV_SEAL_PLAIN_MAX (16 * 1024)
+/* A scope is "namespace/name". */
+#define RV_SEAL_SCOPE_MAX (2 * RV_NAME_MAX + 1)
+/* (end of section) */
+
+/* --- maintenance windows and pause files (reconciler/window.c) --- */
+/* The reason from a clusters/<namespace>/PAUSED file shown in the apply's
+ * status: a forge shows about 140 characters of a status description, so a
+ * longer first line is cut (with "...") rather than pushing the file name
+ * out of view. */
+#define RV_WINDOW_PAUSE_REASON_MAX 100
+/* "paused: clusters/<namespace>/PAUSED (<reason>)" with its terminator. */
+#define RV_WINDOW_PAUSE_WHY_MAX (RV_NAME_MAX + RV_WINDOW_PAUSE_REASON_MAX + 32)
+_Static_assert(RV_WINDOW_PAUSE_WHY_MAX <= RV_EXEC_STATUS_MAX, "a pause fits an apply's status");
+/* (end of section) */
+
+/* --- parameters (specs-schema/params.c): engine parameter catalogs --- */
+/* A parameter name as the catalogs hold it: PostgreSQL's NAMEDATALEN - 1 is
+ * 63, MariaDB's longest variable is under 64; the schema allows 63. Longer
+ * names are unknown without a look-up. */
+#define RV_PARAM_NAME_MAX 64
+/* Characters of a user's value quoted back in a message, as for the schema. */
+#define RV_PARAM_QUOTE_MAX 48
+/* Characters of allowed values listed in a "must be one of" message; a
+ * longer list (sql_mode has 35 values) ends in "..." so the message stays
+ * one readable line. */
+#define RV_PARAM_LIST_CHARS 160
+_Static_assert(RV_PARAM_NAME_MAX > RV_NAME_MAX, "every name the schema allows fits");
+_Static_assert(RV_PARAM_QUOTE_MAX + RV_PARAM_NAME_MAX * 2 + RV_PARAM_LIST_CHARS + 120 <
+                   RV_ERROR_MSG_MAX,
+               "a value, two names, a list of values and the words fit in a message");
+/* (end of section) */
+
+/* --- database users (reconciler/users.c, agent/users.c) --- */
+/* Users of one cluster: the schema's spec.users maxItems. */
+#define RV_USERS_MAX 64
+/* Roles of one user: the schema's roles maxItems. */
+#define RV_USERS_ROLES_MAX 4
+/* A user's password from env: or file: (the sealed form is bounded by
+ * RV_SEAL_PLAIN_MAX): the same bound as reeve.yaml's secrets. */
+#define RV_USERS_PASSWORD_MAX RV_CONFIG_SECRET_MAX
+/* The users-applied report an agent writes to the DCS: a digest, a node
+ * name, one error and a few notes; well under a DCS value. */
+#define RV_USERS_REPORT_MAX 4096
+/* Notes (roles kept because they own objects) in one report. */
+#define RV_USERS_NOTES_MAX 8
+/* How often configure_users looks at the agent's report again. */
+#define RV_USERS_WAIT_POLL_MS 500
+_Static_assert(RV_USERS_REPORT_MAX <= RV_DCS_VALUE_MAX, "a report fits in a DCS value");
+_Static_assert(RV_USERS_PASSWORD_MAX <= RV_SEAL_PLAIN_MAX, "a password from a file can be sealed");
+_Static_assert(RV_USERS_PASSWORD_MAX <= RV_BACKUP_SECRET_MAX, "an agent can store every password");
+/* (end of section) */
+
+/* --- agent engines (agent/engine.c): the autopilot's engine interface --- */
+/* A node's position as published (an LSN, or a MariaDB GTID position). */
+#define RV_ENGINE_POSITION_MAX RV_MDB_GTID_POS_MAX
+/* A server version string ("10.11.6-MariaDB-0+deb12u1"). */
+#define RV_ENGINE_VERSION_MAX 63
+/* A MariaDB replica's logical clone (mariadb-dump | mariadb): an hour is a
+ * few tens of GiB; bigger clusters need the physical clone, which must run
+ * on the primary's machine (docs/engine-mariadb.md). */
+#define RV_ENGINE_DUMP_TIMEOUT_MS (60 * 60 * 1000)
+/* Error output of the dump and load kept for a message. */
+#define RV_ENGINE_DUMP_ERR_MAX 4096
+/* A MariaDB replica this many transactions behind the last primary
+ * position it saw does not race for leadership
+ * (max_lag_on_failover_transactions default). */
+#define RV_AGENT_FAILOVER_LAG_TRX_DEFAULT 1000
+/* The MariaDB port the local provider gives its instances. */
+#define RV_LOCAL_MDB_PORT 3306
+_Static_assert(RV_ENGINE_DUMP_ERR_MAX < RV_MDB_OUTPUT_MAX, "the error tail is bounded");
+/* (end of section) */
+
+/* --- day-2 operations (agent/ops.c, reconciler/runners.c) --- */
+/* An operation id (runner-chosen: the action's idempotency key, hex). */
+#define RV_OPS_ID_MAX 80
+/* How long a target replica waits, after the old primary stopped, to have
+ * replayed everything it received before it promotes: replay of the last
+ * few MiB takes well under a second on any disk. */
+#define RV_OPS_CATCHUP_WAIT_MS 15000
+/* How long the old primary, stopped, waits for the target to take the
+ * leader key before it takes the key back and starts again (a roll back):
+ * a few ticks of the target's agent. */
+#define RV_OPS_HANDOFF_WAIT_MS 15000
+/* Polling inside those waits. */
+#define RV_OPS_POLL_MS 50
+/* How long reeve waits for a node upgraded in place to report healthy and
+ * caught up before it puts the node back on its version: a restart plus
+ * replaying what was written meanwhile. */
+#define RV_OPS_NODE_WAIT_S 180
+/* The most parameters the agent applies from one configuration. */
+#define RV_OPS_PARAMS_MAX 256
+_Static_assert(RV_OPS_PARAMS_MAX <= RV_PG_PARAMS_MAX, "the engine takes every parameter");
+/* (end of section) */
+
+/* --- CLI commands that call reeve serve (reconciler/cli_http.c) --- */
+/* An answer of `reeve status` or `reeve backups list`: a status document of
+ * 10,000 clusters is about 20 MiB. */
+#define RV_CLI_HTTP_BODY_MAX (64 * 1024 * 1024)
+/* Connecting to reeve: it is on the same network, or not there at all. */
+#define RV_CLI_HTTP_CONNECT_TIMEOUT_MS 3000
+/* (end of section) */
+
+/* --- MariaDB backups (agent/backup_mariadb.c) --- */
+/* The most backups one restore applies: a full backup and its
+ * incrementals. A chain longer than this means incremental_cron runs far
+ * more often than full_cron; prepare time grows with every link. */
+#define RV_MDB_BACKUP_CHAIN_MAX 64
+/* One mariadb-backup --prepare (or --move-back): InnoDB applies the redo log
+ * of one link; bounded like a clone's copy. */
+#define RV_MDB_BACKUP_PREPARE_TIMEOUT_MS (60 * 60 * 1000)
+/* A GTID position with its NUL as recorded for a backup (the engine's limit). */
+#define RV_MDB_BACKUP_GTID_SIZE (RV_MDB_GTID_POS_MAX + 1)
+/* xtrabackup_checkpoints and xtrabackup_info: a few hundred bytes; more is not
+ * such a file. */
+#define RV_MDB_BACKUP_INFO_MAX (64 * 1024)
+/* (end of section) */
+
+/* --- child-process framing (lib/child.c) --- */
+/* The most programs child_run starts as one pipeline: the agent runs at
+ * most two (a backup into an extractor); a little room for a filter. */
+#define RV_CHILD_PIPELINE_MAX 4
+/* The output tail child_run keeps when the caller names none: enough for
+ * the last lines of a failing tool, which is all a message shows. */
+#define RV_CHILD_OUTPUT_MAX (64 * 1024)
+/* How long one poll waits before the deadline and the cancel flag are
+ * checked again: a stop request is noticed within this (the handlers'
+ * fencing bound needs it short). */
+#define RV_CHILD_POLL_MS 50
+/* The pause between two checks while a child that closed its output is
+ * still exiting. */
+#define RV_CHILD_REAP_SLEEP_MS 5
+/* One read from the capture pipe. */
+#define RV_CHILD_CHUNK 4096
+_Static_assert(RV_CHILD_OUTPUT_MAX / 2 > RV_ERROR_MSG_MAX, "output tail fits a message");
+_Static_assert(RV_CHILD_POLL_MS <= RV_AGENT_HANDLER_POLL_MS, "a handler's cancel is seen in time");
+/* (end of section) */
+
 #endif

@@ -67,6 +67,7 @@ struct agentapi {
     size_t nwatches;
     agentapi_closed_fn closed;
     void *closed_payload;
+    struct agentapi_backup_hooks hooks; /* all NULL: backup routes answer 503 */
 };
 
 /* --- responses --- */
@@ -864,10 +865,14 @@ static void h_report(struct httpd_req *req, void *payload)
     struct rv_error err;
     json_t *body = NULL;
     char *compact = NULL;
-    static const char *const fields[] = {"role",   "version",  "healthy", "lag_bytes", "timeline",
-                                         "engine", "position", "ttl_s",   NULL};
-    struct agentapi_report r = {
-        .lag_bytes = -1, .timeline = -1, .ttl_s = RV_OBSERVED_TTL_DEFAULT_S};
+    static const char *const fields[] = {
+        "role",     "version", "healthy",          "lag_bytes", "timeline", "engine",
+        "position", "ttl_s",   "lag_transactions", "streaming", NULL};
+    struct agentapi_report r = {.lag_bytes = -1,
+                                .lag_transactions = -1,
+                                .streaming = -1,
+                                .timeline = -1,
+                                .ttl_s = RV_OBSERVED_TTL_DEFAULT_S};
     int rc;
 
     if (!authenticate(a, req, &id))
@@ -908,6 +913,16 @@ static void h_report(struct httpd_req *req, void *payload)
     }
     if (rc == 0)
         rc = get_uint(&r.lag_bytes, body, "lag_bytes", false, "report", &err);
+    if (rc == 0)
+        rc = get_uint(&r.lag_transactions, body, "lag_transactions", false, "report", &err);
+    if (rc == 0) {
+        json_t *st = json_object_get(body, "streaming");
+        if (st != NULL && !json_is_boolean(st))
+            rc = rv_error_set(&err, RV_EINVAL, false,
+                              "report: field 'streaming' must be true or false");
+        else if (st != NULL)
+            r.streaming = json_is_true(st);
+    }
     if (rc == 0)
         rc = get_uint(&r.timeline, body, "timeline", false, "report", &err);
     if (rc == 0)
@@ -1460,6 +1475,438 @@ static void h_watch(struct httpd_req *req, void *payload)
     a->nwatches++;
 }
 
+/* --- routes: backups (docs/backups.md) --- */
+
+void agentapi_set_backup_hooks(struct agentapi *a, const struct agentapi_backup_hooks *hooks)
+{
+    if (hooks != NULL)
+        a->hooks = *hooks;
+    else
+        memset(&a->hooks, 0, sizeof(a->hooks));
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return RV_EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int agentapi_time_parse(int64_t *out_ms, const char *s, bool zone_optional)
+{
+    int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (s == NULL || strlen(s) < 19 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
+        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return RV_EINVAL;
+    const char *p = s + 19;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+            if (n >= 9)
+                return RV_EINVAL;
+        }
+        if (n == 0)
+            return RV_EINVAL;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '+' ? 1 : -1;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return RV_EINVAL;
+        p += 6;
+    } else if (!zone_optional || *p != '\0') {
+        return RV_EINVAL;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+        sec > 60)
+        return RV_EINVAL;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap)
+        return RV_EINVAL;
+    if (sec == 60) /* a leap second reads as the next second */
+        sec = 59, ms = 999;
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    t -= (int64_t)sign * (oh * 3600 + om * 60);
+    *out_ms = t * 1000 + ms;
+    return 0;
+}
+
+/* Field rules of a backup record. */
+enum ftype { F_STR, F_STR_NULL, F_UINT_NULL, F_BOOL, F_STRS, F_TIME, F_TIME_NULL, F_VERIFY };
+
+struct fspec {
+    const char *name;
+    enum ftype type;
+    bool required;
+    size_t max;
+    const char *const *one_of; /* NULL-terminated, or NULL */
+};
+
+static const char *const rec_types[] = {"full", "incremental", NULL};
+static const char *const rec_methods[] = {"pg_basebackup", "external", "mariabackup", NULL};
+static const char *const rec_statuses[] = {"running", "succeeded", "failed", NULL};
+static const char *const rec_compressions[] = {"zstd", "none", NULL};
+
+static const struct fspec record_fields[] = {
+    {"backup_id", F_STR, true, RV_BACKUPS_ID_MAX, NULL},
+    {"set_id", F_STR_NULL, false, RV_BACKUPS_ID_MAX, NULL},
+    {"cluster", F_STR, true, 2 * RV_NAME_MAX + 1, NULL},
+    {"node", F_STR_NULL, false, RV_OBSERVED_NODE_NAME_MAX, NULL},
+    {"type", F_STR, true, 16, rec_types},
+    {"method", F_STR_NULL, false, 16, rec_methods},
+    {"params", F_STRS, false, RV_BACKUPS_STRING_MAX, NULL},
+    {"schedule", F_STR, true, RV_BACKUPS_STRING_MAX, NULL},
+    {"status", F_STR, true, 16, rec_statuses},
+    {"error", F_STR_NULL, false, RV_BACKUPS_ERROR_MAX, NULL},
+    {"started_at", F_TIME, true, 40, NULL},
+    {"ended_at", F_TIME_NULL, false, 40, NULL},
+    {"consistent_at", F_TIME_NULL, false, 40, NULL},
+    {"duration_ms", F_UINT_NULL, false, 0, NULL},
+    {"location", F_STR_NULL, false, RV_BACKUPS_STRING_MAX, NULL},
+    {"name", F_STR_NULL, false, RV_BACKUPS_STRING_MAX, NULL},
+    {"size", F_UINT_NULL, false, 0, NULL},
+    {"raw_size", F_UINT_NULL, false, 0, NULL},
+    {"checksum", F_STR_NULL, false, 64, NULL},
+    {"encrypted", F_BOOL, false, 0, NULL},
+    {"compression", F_STR_NULL, false, 16, rec_compressions},
+    {"retention_days", F_UINT_NULL, false, 0, NULL},
+    {"schemas", F_STRS, false, RV_BACKUPS_STRING_MAX, NULL},
+    {"start_lsn", F_STR_NULL, false, 32, NULL},
+    {"end_lsn", F_STR_NULL, false, 32, NULL},
+    {"timeline", F_UINT_NULL, false, 0, NULL},
+    {"verify", F_VERIFY, false, 0, NULL},
+    /* MariaDB: an incremental backup's parent in its chain, and the GTID
+     * position a backup holds. */
+    {"parent", F_STR_NULL, false, RV_BACKUPS_ID_MAX, NULL},
+    {"gtid", F_STR_NULL, false, RV_BACKUPS_STRING_MAX, NULL},
+};
+
+static bool printable(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static bool id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > RV_BACKUPS_ID_MAX ||
+        !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+          (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int check_string(const json_t *v, const struct fspec *f, const char *what,
+                        struct rv_error *err)
+{
+    const char *s = json_string_value(v);
+    if (json_string_length(v) > f->max || strlen(s) != json_string_length(v) || !printable(s))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: field '%s' must be at most %zu printable bytes", what, f->name,
+                            f->max);
+    if (f->one_of != NULL) {
+        for (size_t i = 0; f->one_of[i] != NULL; i++)
+            if (strcmp(s, f->one_of[i]) == 0)
+                return 0;
+        char list[128] = "";
+        for (size_t i = 0; f->one_of[i] != NULL; i++)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                     f->one_of[i]);
+        return rv_error_set(err, RV_EINVAL, false, "%s: field '%s' must be one of %s", what,
+                            f->name, list);
+    }
+    return 0;
+}
+
+static int check_verify(const json_t *v, const char *what, struct rv_error *err)
+{
+    static const char *const names[] = {"at", "kind", "status", "error", NULL};
+    static const char *const kinds[] = {"checksum", "restore", NULL};
+    static const char *const st[] = {"ok", "failed", NULL};
+    static const struct fspec fs[] = {
+        {"at", F_TIME, true, 40, NULL},
+        {"kind", F_STR, true, 16, kinds},
+        {"status", F_STR, true, 16, st},
+        {"error", F_STR_NULL, false, RV_BACKUPS_ERROR_MAX, NULL},
+    };
+    int64_t t;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return rv_error_set(err, RV_EINVAL, false, "%s: field 'verify' must be null or an object",
+                            what);
+    int rc = fields_known(v, names, "record.verify", err);
+    for (size_t i = 0; rc == 0 && i < sizeof(fs) / sizeof(fs[0]); i++) {
+        json_t *f = json_object_get(v, fs[i].name);
+        if (f == NULL && fs[i].required)
+            return rv_error_set(err, RV_EINVAL, false, "%s: field 'verify.%s' is required", what,
+                                fs[i].name);
+        if (f == NULL || (json_is_null(f) && fs[i].type == F_STR_NULL))
+            continue;
+        if (!json_is_string(f))
+            return rv_error_set(err, RV_EINVAL, false, "%s: field 'verify.%s' must be a string",
+                                what, fs[i].name);
+        rc = check_string(f, &fs[i], what, err);
+        if (rc == 0 && fs[i].type == F_TIME &&
+            agentapi_time_parse(&t, json_string_value(f), false) != 0)
+            rc = rv_error_set(err, RV_EINVAL, false,
+                              "%s: field 'verify.at' must be an RFC 3339 time in UTC", what);
+    }
+    return rc;
+}
+
+static int check_field(const json_t *rec, const struct fspec *f, const char *what,
+                       struct rv_error *err)
+{
+    json_t *v = json_object_get(rec, f->name);
+    int64_t t;
+    if (v == NULL)
+        return f->required ? rv_error_set(err, RV_EINVAL, false, "%s: field '%s' is required", what,
+                                          f->name)
+                           : 0;
+    switch (f->type) {
+    case F_STR_NULL:
+    case F_TIME_NULL:
+        if (json_is_null(v))
+            return 0;
+        /* fall through */
+    case F_STR:
+    case F_TIME:
+        if (!json_is_string(v))
+            return rv_error_set(err, RV_EINVAL, false, "%s: field '%s' must be a string%s", what,
+                                f->name, f->type == F_STR || f->type == F_TIME ? "" : " or null");
+        if (check_string(v, f, what, err) != 0)
+            return err->code;
+        if ((f->type == F_TIME || f->type == F_TIME_NULL) &&
+            agentapi_time_parse(&t, json_string_value(v), false) != 0)
+            return rv_error_set(err, RV_EINVAL, false,
+                                "%s: field '%s' must be an RFC 3339 time such as "
+                                "2026-11-21T08:05:01.000Z",
+                                what, f->name);
+        return 0;
+    case F_UINT_NULL:
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return rv_error_set(err, RV_EINVAL, false,
+                                "%s: field '%s' must be a non-negative integer or null", what,
+                                f->name);
+        return 0;
+    case F_BOOL:
+        if (!json_is_boolean(v))
+            return rv_error_set(err, RV_EINVAL, false, "%s: field '%s' must be true or false", what,
+                                f->name);
+        return 0;
+    case F_STRS: {
+        size_t i;
+        json_t *item;
+        if (!json_is_array(v) || json_array_size(v) > RV_BACKUPS_LIST_ITEMS_MAX)
+            return rv_error_set(err, RV_EINVAL, false,
+                                "%s: field '%s' must be an array of at most %d strings", what,
+                                f->name, RV_BACKUPS_LIST_ITEMS_MAX);
+        json_array_foreach(v, i, item)
+        {
+            if (!json_is_string(item) || check_string(item, f, what, err) != 0)
+                return rv_error_set(err, RV_EINVAL, false,
+                                    "%s: field '%s' must hold strings of at most %zu printable "
+                                    "bytes",
+                                    what, f->name, f->max);
+        }
+        return 0;
+    }
+    case F_VERIFY:
+        return check_verify(v, what, err);
+    }
+    return 0;
+}
+
+static int check_record(int *out_status, const json_t *rec, size_t index, const char *cluster,
+                        struct rv_error *err)
+{
+    char what[48];
+    const char *names[sizeof(record_fields) / sizeof(record_fields[0]) + 1];
+    snprintf(what, sizeof(what), "records[%zu]", index);
+    if (!json_is_object(rec))
+        return rv_error_set(err, RV_EINVAL, false, "%s must be an object", what);
+    for (size_t i = 0; i < sizeof(record_fields) / sizeof(record_fields[0]); i++)
+        names[i] = record_fields[i].name;
+    names[sizeof(record_fields) / sizeof(record_fields[0])] = NULL;
+    int rc = fields_known(rec, names, what, err);
+    for (size_t i = 0; rc == 0 && i < sizeof(record_fields) / sizeof(record_fields[0]); i++)
+        rc = check_field(rec, &record_fields[i], what, err);
+    if (rc != 0)
+        return rc;
+    const char *id = json_string_value(json_object_get(rec, "backup_id"));
+    const char *set = json_string_value(json_object_get(rec, "set_id"));
+    if (!id_ok(id) || (set != NULL && !id_ok(set)))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: backup_id and set_id are letters, digits, '.', '_' and '-'", what);
+    const char *sched = json_string_value(json_object_get(rec, "schedule"));
+    if (strcmp(sched, "scheduled") != 0 && strcmp(sched, "manual") != 0 &&
+        strcmp(sched, "final") != 0 && (strncmp(sched, "request:", 8) != 0 || !id_ok(sched + 8)))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: field 'schedule' must be scheduled, manual, final or "
+                            "request:<id>",
+                            what);
+    const char *sum = json_string_value(json_object_get(rec, "checksum"));
+    if (sum != NULL && (strlen(sum) != 64 || strspn(sum, "0123456789abcdef") != 64))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: field 'checksum' must be 64 lowercase hex digits (SHA-256)", what);
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    if (strcmp(status, "succeeded") == 0 &&
+        (json_string_value(json_object_get(rec, "ended_at")) == NULL ||
+         json_string_value(json_object_get(rec, "name")) == NULL))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: a succeeded record needs 'ended_at' and 'name'", what);
+    const char *c = json_string_value(json_object_get(rec, "cluster"));
+    if (strcmp(c, cluster) != 0) {
+        *out_status = 403;
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: cluster '%s' is not this agent's cluster '%s'; an agent reports "
+                            "only its own backups",
+                            what, c, cluster);
+    }
+    return 0;
+}
+
+int agentapi_backups_check(int *out_status, const json_t *body, const char *cluster,
+                           struct rv_error *err)
+{
+    static const char *const top[] = {"records", "wal", NULL};
+    static const char *const walf[] = {"last_segment", "last_archived_at", NULL};
+    *out_status = 400;
+    if (!json_is_object(body))
+        return rv_error_set(err, RV_EINVAL, false, "body must be a JSON object");
+    int rc = fields_known(body, top, "backups", err);
+    if (rc != 0)
+        return rc;
+    json_t *recs = json_object_get(body, "records");
+    if (!json_is_array(recs) || json_array_size(recs) > RV_BACKUPS_POST_RECORDS_MAX)
+        return rv_error_set(err, RV_EINVAL, false,
+                            "backups: field 'records' must be an array of at most %d records",
+                            RV_BACKUPS_POST_RECORDS_MAX);
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec)
+    {
+        if ((rc = check_record(out_status, rec, i, cluster, err)) != 0)
+            return rc;
+    }
+    json_t *wal = json_object_get(body, "wal");
+    if (wal == NULL || json_is_null(wal))
+        return 0;
+    if (!json_is_object(wal))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "backups: field 'wal' must be null or an object");
+    if ((rc = fields_known(wal, walf, "wal", err)) != 0)
+        return rc;
+    const char *seg = json_string_value(json_object_get(wal, "last_segment"));
+    const char *at = json_string_value(json_object_get(wal, "last_archived_at"));
+    int64_t t;
+    if (seg == NULL || strlen(seg) != 24 || strspn(seg, "0123456789ABCDEF") != 24)
+        return rv_error_set(err, RV_EINVAL, false,
+                            "wal: field 'last_segment' must be a WAL file name (24 uppercase hex "
+                            "digits)");
+    if (at == NULL || strlen(at) > 40 || agentapi_time_parse(&t, at, false) != 0)
+        return rv_error_set(err, RV_EINVAL, false,
+                            "wal: field 'last_archived_at' must be an RFC 3339 time");
+    return 0;
+}
+
+static void agent_of(struct agentapi_agent *who, char *key, size_t key_size, const struct ident *id)
+{
+    snprintf(key, key_size, "%s/%s", id->ns, id->cluster);
+    who->namespace_ = id->ns;
+    who->cluster = id->cluster;
+    who->node = id->node;
+    who->key = key;
+}
+
+static void h_config(struct httpd_req *req, void *payload)
+{
+    struct agentapi *a = payload;
+    struct ident id;
+    struct agentapi_agent who;
+    char key[2 * RV_NAME_MAX + 2];
+    if (!authenticate(a, req, &id))
+        return;
+    if (a->hooks.config == NULL) {
+        respond_error(req, 503, "this reconciler does not serve agent configurations");
+        return;
+    }
+    agent_of(&who, key, sizeof(key), &id);
+    a->hooks.config(req, &who, a->hooks.payload);
+}
+
+static void h_backups(struct httpd_req *req, void *payload)
+{
+    struct agentapi *a = payload;
+    struct ident id;
+    struct agentapi_agent who;
+    struct rv_error err;
+    json_error_t jerr;
+    char key[2 * RV_NAME_MAX + 2];
+    char msg[RV_ERROR_MSG_MAX];
+    int status = 400;
+    if (!authenticate(a, req, &id))
+        return;
+    if (a->hooks.records == NULL) {
+        respond_error(req, 503, "this reconciler does not take backup records");
+        return;
+    }
+    if (req->body_len > RV_BACKUPS_POST_BODY_MAX) {
+        snprintf(msg, sizeof(msg), "body is %zu bytes; at most %d allowed: send fewer records",
+                 req->body_len, RV_BACKUPS_POST_BODY_MAX);
+        respond_error(req, 413, msg);
+        return;
+    }
+    agent_of(&who, key, sizeof(key), &id);
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        snprintf(msg, sizeof(msg), "body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                 jerr.line, jerr.column);
+        log_warn(LOG_C, "agent %s at %s: backups rejected (400): %s", id.owner, req->remote, msg);
+        respond_error(req, 400, msg);
+        return;
+    }
+    if (agentapi_backups_check(&status, body, key, &err) != 0) {
+        log_warn(LOG_C, "agent %s at %s: backups rejected (%d): %s", id.owner, req->remote, status,
+                 err.msg);
+        respond_error(req, status, err.msg);
+        json_decref(body);
+        return;
+    }
+    a->hooks.records(req, &who, body, a->hooks.payload);
+    json_decref(body);
+}
+
 /* --- life cycle --- */
 
 int agentapi_new(struct agentapi **out, uv_loop_t *loop, struct httpd *h, struct dcs *dcs,
@@ -1477,6 +1924,8 @@ int agentapi_new(struct agentapi **out, uv_loop_t *loop, struct httpd *h, struct
         {"DELETE", "/v1/dcs/kv", h_kv_delete},
         {"POST", "/v1/dcs/txn", h_txn},
         {"GET", "/v1/dcs/watch", h_watch},
+        {"GET", "/v1/agents/config", h_config},
+        {"POST", "/v1/agents/backups", h_backups},
     };
     int rc = 0;
     struct agentapi *a = calloc(1, sizeof(*a));

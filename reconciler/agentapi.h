@@ -10,6 +10,8 @@
  *   DELETE /v1/dcs/kv?key=K
  *   POST   /v1/dcs/txn                {compare, success, failure}
  *   GET    /v1/dcs/watch?prefix=P&after=R&timeout_ms=T   (long-poll)
+ *   GET    /v1/agents/config          Bearer <agent token>  (docs/backups.md)
+ *   POST   /v1/agents/backups         Bearer <agent token>  {records, wal}
  *
  * Tokens. A registration token is issued by the reconciler for one node of
  * one cluster (agentapi_registration_issue) and works once. Registering
@@ -32,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "dcs.h"
@@ -52,6 +55,8 @@ struct agentapi_report {
     const char *position; /* LSN or GTID text, "" when not given */
     bool healthy;
     int64_t lag_bytes; /* -1 when not given */
+    int64_t lag_transactions; /* -1 when not given (MariaDB's lag) */
+    int streaming;            /* -1 when not given, else 0 or 1 */
     int64_t timeline;  /* -1 when not given */
     int64_t ttl_s;     /* RV_OBSERVED_TTL_DEFAULT_S when not given */
     const char *json;  /* the report as compact JSON */
@@ -91,5 +96,51 @@ int agentapi_registration_issue(char out[AGENTAPI_TOKEN_HEX_SIZE], struct dcs *d
  * survives a crash between issuing it and its batch being written. */
 int agentapi_registration_issue_token(const char *token, struct dcs *dcs, const char *namespace_,
                                       const char *cluster, const char *node, struct rv_error *err);
+
+/* --- backups (docs/backups.md) ---
+ *
+ * The agent API authenticates these routes and validates the body of a
+ * POST; the owner's hooks answer (on the loop, now or deferred). Without
+ * hooks both answer 503. */
+
+/* The authenticated agent; strings valid during the hook call only. */
+struct agentapi_agent {
+    const char *namespace_;
+    const char *cluster;
+    const char *node;
+    const char *key; /* "namespace/cluster" */
+};
+
+/* GET /v1/agents/config: answer req with the agent's configuration. */
+typedef void (*agentapi_config_fn)(struct httpd_req *req, const struct agentapi_agent *who,
+                                   void *payload);
+/* POST /v1/agents/backups: body passed agentapi_backups_check; it is
+ * borrowed (json_incref it to keep it past the call). Answer req with
+ * 200 {"accepted": n} once stored. */
+typedef void (*agentapi_backups_fn)(struct httpd_req *req, const struct agentapi_agent *who,
+                                    json_t *body, void *payload);
+
+struct agentapi_backup_hooks {
+    agentapi_config_fn config;
+    agentapi_backups_fn records;
+    void *payload;
+};
+
+/* Install (or, with NULL, remove) the hooks; call on the loop thread. */
+void agentapi_set_backup_hooks(struct agentapi *a, const struct agentapi_backup_hooks *hooks);
+
+/* Validate a POST /v1/agents/backups body from an agent of cluster
+ * ("ns/name"): {"records": [<record>...], "wal": null | {"last_segment",
+ * "last_archived_at"}}, every field of every record by its type and
+ * bounds (lib/limits.h, RV_BACKUPS_*). 0 when acceptable; otherwise
+ * RV_EINVAL with the reason in err and *out_status 400, or 403 when a
+ * record names another cluster. */
+int agentapi_backups_check(int *out_status, const json_t *body, const char *cluster,
+                           struct rv_error *err);
+
+/* An RFC 3339 time ("2026-11-20T10:00:00Z", "...T10:00:00.123+02:00") as
+ * Unix milliseconds. Without an offset it is UTC when zone_optional and
+ * refused otherwise. RV_EINVAL when malformed. */
+int agentapi_time_parse(int64_t *out_ms, const char *s, bool zone_optional);
 
 #endif

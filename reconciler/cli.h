@@ -13,5 +13,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_backups(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
 
 #endif

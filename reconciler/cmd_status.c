@@ -20,14 +20,13 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_http.h"
 #include "diag.h"
 #include "doc.h"
 
 enum { EXIT_SHOWN = 0, EXIT_UNREACHABLE = 1, EXIT_USAGE = 2 };
 
-/* The answer is a few KiB per cluster; refuse anything absurd. */
-#define STATUS_BODY_MAX (64u * 1024u * 1024u)
-#define STATUS_CONNECT_TIMEOUT_MS 3000L
+/* The whole request: the answer is a few KiB per cluster. */
 #define STATUS_TIMEOUT_MS 15000L
 /* Nodes shown per cluster (a spec allows at most 9 instances). */
 #define RV_STATUS_NODES_MAX 64
@@ -210,97 +209,22 @@ out:
 
 /* ---- fetching ----------------------------------------------------------- */
 
-struct body {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > STATUS_BODY_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d)
-        return 0;
-    memcpy(d + b->len, ptr, n);
-    b->len += n;
-    d[b->len] = '\0';
-    b->data = d;
-    return n;
-}
-
-/* GET url; on success *out holds the parsed JSON object. */
+/* GET url; on success *out holds the status document. */
 static int fetch_status(const char *url, json_t **out)
 {
-    *out = NULL;
-    struct body b = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *c = curl_easy_init();
-    if (!c) {
-        fputs("error: cannot start the HTTP client\n", stderr);
+    struct cli_http_req r = {
+        .method = "GET", .url = url, .timeout_ms = STATUS_TIMEOUT_MS, .agent = "reeve-status",
+        .api = "status API"};
+    if (cli_http_json(out, &r) != CLI_HTTP_OK)
+        return EXIT_UNREACHABLE;
+    if (!json_is_array(json_object_get(*out, "clusters"))) {
+        fprintf(stderr, "error: %s: the answer is not a status document (no \"clusters\" array)\n",
+                url);
+        json_decref(*out);
+        *out = NULL;
         return EXIT_UNREACHABLE;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, STATUS_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, STATUS_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "reeve-status/" REEVE_VERSION);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
-    struct curl_slist *hdr = curl_slist_append(NULL, "Accept: application/json");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    CURLcode rc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
-    int ret = EXIT_UNREACHABLE;
-    if (rc != CURLE_OK) {
-        if (b.too_big)
-            fprintf(stderr, "error: %s: the answer is larger than %u MiB\n", url,
-                    STATUS_BODY_MAX / (1024u * 1024u));
-        else
-            fprintf(stderr,
-                    "error: cannot reach reeve at %s: %s\n"
-                    "  is 'reeve serve' running? Name it with --server URL or -c reeve.yaml\n",
-                    url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        goto out;
-    }
-    if (code != 200) {
-        char snippet[201] = "";
-        if (b.data) {
-            snprintf(snippet, sizeof(snippet), "%s", b.data);
-            for (char *p = snippet; *p; p++)
-                if (*p == '\n' || *p == '\r' || *p == '\t')
-                    *p = ' ';
-        }
-        fprintf(stderr, "error: %s answered HTTP %ld%s%s\n", url, code, snippet[0] ? ": " : "",
-                snippet);
-        if (code == 404)
-            fputs("  this reeve has no status API (is it older than 'reeve status'?)\n", stderr);
-        goto out;
-    }
-    json_error_t jerr;
-    json_t *j = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j || !json_is_object(j) || !json_is_array(json_object_get(j, "clusters"))) {
-        fprintf(stderr, "error: %s: the answer is not a status document (%s)\n", url,
-                j ? "no \"clusters\" array" : jerr.text);
-        json_decref(j);
-        goto out;
-    }
-    *out = j;
-    ret = EXIT_SHOWN;
-out:
-    free(b.data);
-    return ret;
+    return EXIT_SHOWN;
 }
 
 /* ---- printing ----------------------------------------------------------- */
@@ -505,6 +429,8 @@ static void print_cluster(const json_t *c)
                 snprintf(addr, sizeof(addr), "%s", a);
             if (int_of(n, "lag_bytes", &lb) && lb >= 0)
                 human_bytes(lag, sizeof(lag), lb);
+            else if (int_of(n, "lag_transactions", &lb) && lb >= 0)
+                snprintf(lag, sizeof(lag), "%lld trx", lb);
             else
                 snprintf(lag, sizeof(lag), "-");
             age_of(age, sizeof(age), n);

@@ -24,6 +24,8 @@ extern const size_t reeve_schema_config_len;
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_GITHUB_API "https://api.github.com"
+/* A backup encryption key: AES-256 (lib/bstream.h, BSTREAM_KEY_LEN). */
+#define CONFIG_BACKUP_KEY_LEN 32
 
 void config_init(struct config *c)
 {
@@ -66,7 +68,34 @@ void config_release(struct config *c)
         free(p->env);
     }
     free(c->providers);
+    for (size_t i = 0; i < c->ncredentials; i++) {
+        free(c->credentials[i].name);
+        free_secret(&c->credentials[i].access_key_id);
+        free_secret(&c->credentials[i].secret_access_key);
+    }
+    free(c->credentials);
+    for (size_t i = 0; i < c->nbackup_keys; i++) {
+        free(c->backup_keys[i].name);
+        free_secret(&c->backup_keys[i].hex);
+    }
+    free(c->backup_keys);
     config_init(c);
+}
+
+const struct config_credentials *config_credentials_find(const struct config *c, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < c->ncredentials; i++)
+        if (strcmp(c->credentials[i].name, name) == 0)
+            return &c->credentials[i];
+    return NULL;
+}
+
+const struct config_backup_key *config_backup_key_find(const struct config *c, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < c->nbackup_keys; i++)
+        if (strcmp(c->backup_keys[i].name, name) == 0)
+            return &c->backup_keys[i];
+    return NULL;
 }
 
 const struct config_provider *config_provider_find(const struct config *c, const char *name)
@@ -381,6 +410,69 @@ static void convert_providers(struct config *c, struct conv *cv, const struct do
     }
 }
 
+/* credentials: name -> {accessKeyIdRef, secretAccessKeyRef}. */
+static void convert_credentials(struct config *c, struct conv *cv, const struct doc_node *map)
+{
+    if (map == NULL || map->kind != DOC_MAP || map->u.map.len == 0)
+        return;
+    c->credentials = calloc(map->u.map.len, sizeof(*c->credentials));
+    if (c->credentials == NULL) {
+        cv->rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < map->u.map.len && cv->rc == 0; i++) {
+        const struct doc_pair *kv = &map->u.map.items[i];
+        char path[RV_NAME_MAX + 64];
+        if (kv->value->kind != DOC_MAP)
+            continue;
+        struct config_credentials *cr = &c->credentials[c->ncredentials++];
+        cr->name = dup_or_fail(cv, kv->key->u.str.s);
+        snprintf(path, sizeof(path), "credentials.%.63s.accessKeyIdRef", kv->key->u.str.s);
+        cr->access_key_id = secret_at(cv, kv->value, "accessKeyIdRef", path);
+        snprintf(path, sizeof(path), "credentials.%.63s.secretAccessKeyRef", kv->key->u.str.s);
+        cr->secret_access_key = secret_at(cv, kv->value, "secretAccessKeyRef", path);
+    }
+}
+
+/* backupKeys: name -> {secretRef}; the secret is 64 hex characters. */
+static void convert_backup_keys(struct config *c, struct conv *cv, const struct doc_node *map)
+{
+    if (map == NULL || map->kind != DOC_MAP || map->u.map.len == 0)
+        return;
+    c->backup_keys = calloc(map->u.map.len, sizeof(*c->backup_keys));
+    if (c->backup_keys == NULL) {
+        cv->rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < map->u.map.len && cv->rc == 0; i++) {
+        const struct doc_pair *kv = &map->u.map.items[i];
+        const char *name = kv->key->u.str.s;
+        char path[RV_NAME_MAX + 64];
+        if (kv->value->kind != DOC_MAP)
+            continue;
+        struct config_backup_key *k = &c->backup_keys[c->nbackup_keys++];
+        k->name = dup_or_fail(cv, name);
+        snprintf(path, sizeof(path), "backupKeys.%.63s.secretRef", name);
+        k->hex = secret_at(cv, kv->value, "secretRef", path);
+        if (k->hex == NULL)
+            continue;
+        size_t len = strlen(k->hex);
+        bool hex = len == 2 * CONFIG_BACKUP_KEY_LEN;
+        for (size_t j = 0; hex && j < len; j++) {
+            hex = crypto_hex_digit(k->hex[j]) >= 0;
+            if (k->hex[j] >= 'A' && k->hex[j] <= 'F')
+                k->hex[j] = (char)(k->hex[j] - 'A' + 'a');
+        }
+        if (!hex) {
+            bad(cv, doc_map_get(kv->value, "secretRef"), path,
+                "backup key '%.63s' must be %d bytes as %d hex characters; generate one with: "
+                "openssl rand -hex %d",
+                name, CONFIG_BACKUP_KEY_LEN, 2 * CONFIG_BACKUP_KEY_LEN, CONFIG_BACKUP_KEY_LEN);
+            free_secret(&k->hex);
+        }
+    }
+}
+
 static void convert(struct config *c, struct conv *cv, const struct doc_node *root)
 {
     const struct doc_node *n, *log = doc_map_get(root, "log");
@@ -538,6 +630,8 @@ static void convert(struct config *c, struct conv *cv, const struct doc_node *ro
     const struct doc_node *agent = doc_map_get(root, "agent");
     c->agent.ttl_ms = (unsigned)int_at(agent, "ttlMs", 3000);
     c->agent.tick_ms = (unsigned)int_at(agent, "tickMs", 300);
+    convert_credentials(c, cv, doc_map_get(root, "credentials"));
+    convert_backup_keys(c, cv, doc_map_get(root, "backupKeys"));
     if (c->agent.tick_ms * 2 > c->agent.ttl_ms)
         bad(cv, doc_map_get(agent, "tickMs"), "agent.tickMs",
             "the agent's tick (%ums) must be at most half its TTL (%ums), or a healthy node's "

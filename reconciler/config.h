@@ -78,7 +78,26 @@ struct config {
         unsigned ttl_ms;
         unsigned tick_ms;
     } agent;
+
+    /* credentials: S3 credentials that specs name (credentialsRef) */
+    struct config_credentials {
+        char *name;
+        char *access_key_id;     /* resolved */
+        char *secret_access_key; /* resolved */
+    } * credentials;
+    size_t ncredentials;
+
+    /* backupKeys: encryption keys that specs name (encryption.keyRef) */
+    struct config_backup_key {
+        char *name;
+        char *hex; /* resolved: exactly 64 lowercase hex characters (32 bytes) */
+    } * backup_keys;
+    size_t nbackup_keys;
 };
+
+/* The credentials or backup key named name, or NULL. */
+const struct config_credentials *config_credentials_find(const struct config *c, const char *name);
+const struct config_backup_key *config_backup_key_find(const struct config *c, const char *name);
 
 /* The provider named name, or NULL. */
 const struct config_provider *config_provider_find(const struct config *c, const char *name);

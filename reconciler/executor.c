@@ -53,8 +53,14 @@ struct executor {
     struct job *done_head, *done_tail; /* under mu */
     bool stopping;                     /* under mu */
 
-    char **paused; /* namespaces */
+    struct paused {
+        char *ns;
+        char *why; /* executor_apply_waiting()'s text */
+    } * paused;
     size_t npaused;
+    /* The last step's earliest time a held action is asked again; 0 when
+     * none is held. */
+    int64_t hold_until;
 
     struct executor_metrics metrics;
 };
@@ -329,8 +335,10 @@ void executor_free(struct executor *ex)
         journal_apply_release(ex->applies[i]);
         free(ex->applies[i]);
     }
-    for (size_t i = 0; i < ex->npaused; i++)
-        free(ex->paused[i]);
+    for (size_t i = 0; i < ex->npaused; i++) {
+        free(ex->paused[i].ns);
+        free(ex->paused[i].why);
+    }
     free(ex->paused);
     free(ex->applies);
     free(ex->inflight);
@@ -439,47 +447,126 @@ static bool deps_succeeded(const struct journal_apply *ap, const struct journal_
     return true;
 }
 
-static bool namespace_paused(const struct executor *ex, const char *cluster)
+static const struct paused *namespace_paused(const struct executor *ex, const char *cluster)
 {
     for (size_t i = 0; i < ex->npaused; i++) {
-        size_t len = strlen(ex->paused[i]);
-        if (strncmp(cluster, ex->paused[i], len) == 0 && cluster[len] == '/')
-            return true;
+        size_t len = strlen(ex->paused[i].ns);
+        if (strncmp(cluster, ex->paused[i].ns, len) == 0 && cluster[len] == '/')
+            return &ex->paused[i];
     }
-    return false;
+    return NULL;
+}
+
+static int pause_name_check(const char *namespace_, struct rv_error *err)
+{
+    if (strlen(namespace_) == 0 || strlen(namespace_) > RV_NAME_MAX || strchr(namespace_, '/'))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "cannot pause namespace '%.*s': a namespace is 1 to %d characters, "
+                            "without '/'",
+                            RV_NAME_MAX, namespace_, RV_NAME_MAX);
+    return 0;
+}
+
+static void paused_free(struct paused *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(p[i].ns);
+        free(p[i].why);
+    }
+    free(p);
+}
+
+/* A copy of (ns, why), why defaulting to "paused: namespace '<ns>'". */
+static int paused_fill(struct paused *p, const char *ns, const char *why, struct rv_error *err)
+{
+    p->ns = strdup(ns);
+    if (why)
+        p->why = strdup(why);
+    else if (asprintf(&p->why, "paused: namespace '%s'", ns) < 0)
+        p->why = NULL;
+    if (!p->ns || !p->why) {
+        free(p->ns);
+        free(p->why);
+        p->ns = p->why = NULL;
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory pausing '%s'", ns);
+    }
+    return 0;
 }
 
 int executor_pause(struct executor *ex, const char *namespace_, bool paused, struct rv_error *err)
 {
     size_t i = 0;
-    while (i < ex->npaused && strcmp(ex->paused[i], namespace_) != 0)
+    while (i < ex->npaused && strcmp(ex->paused[i].ns, namespace_) != 0)
         i++;
     if (!paused) {
         if (i < ex->npaused) {
-            free(ex->paused[i]);
+            free(ex->paused[i].ns);
+            free(ex->paused[i].why);
             ex->paused[i] = ex->paused[--ex->npaused];
         }
         return 0;
     }
     if (i < ex->npaused)
         return 0;
-    if (strlen(namespace_) == 0 || strlen(namespace_) > RV_NAME_MAX)
-        return rv_error_set(err, RV_EINVAL, false,
-                            "cannot pause namespace '%.*s': a namespace is 1 to %d characters",
-                            RV_NAME_MAX, namespace_, RV_NAME_MAX);
+    int rc = pause_name_check(namespace_, err);
+    if (rc != 0)
+        return rc;
     if (ex->npaused >= RV_EXEC_PAUSED_MAX)
         return rv_error_set(err, RV_ELIMIT, false,
                             "cannot pause namespace '%s': %d namespaces are paused already",
                             namespace_, RV_EXEC_PAUSED_MAX);
-    char **n = realloc(ex->paused, (ex->npaused + 1) * sizeof(*n));
+    struct paused *n = realloc(ex->paused, (ex->npaused + 1) * sizeof(*n));
     if (!n)
         return rv_error_set(err, RV_ENOMEM, false, "out of memory pausing '%s'", namespace_);
     ex->paused = n;
-    ex->paused[ex->npaused] = strdup(namespace_);
-    if (!ex->paused[ex->npaused])
-        return rv_error_set(err, RV_ENOMEM, false, "out of memory pausing '%s'", namespace_);
-    ex->npaused++;
+    rc = paused_fill(&ex->paused[ex->npaused], namespace_, NULL, err);
+    if (rc == 0)
+        ex->npaused++;
+    return rc;
+}
+
+int executor_pause_set(struct executor *ex, const char *const *namespaces, const char *const *whys,
+                       size_t n, struct rv_error *err)
+{
+    struct paused *next = NULL;
+    size_t filled = 0;
+    int rc = 0;
+    if (n > RV_EXEC_PAUSED_MAX)
+        return rv_error_set(err, RV_ELIMIT, false,
+                            "cannot pause %zu namespaces: at most %d may be paused at once", n,
+                            RV_EXEC_PAUSED_MAX);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = pause_name_check(namespaces[i], err);
+    if (rc != 0)
+        return rc;
+    if (n > 0 && !(next = calloc(n, sizeof(*next))))
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory pausing namespaces");
+    for (; filled < n; filled++) {
+        rc = paused_fill(&next[filled], namespaces[filled], whys ? whys[filled] : NULL, err);
+        if (rc != 0) {
+            paused_free(next, filled);
+            return rc;
+        }
+    }
+    paused_free(ex->paused, ex->npaused);
+    ex->paused = next;
+    ex->npaused = n;
     return 0;
+}
+
+/* Whether opts.hold keeps a ready action waiting; why gets the reason. */
+static bool action_held(const struct executor *ex, char *why, size_t size, int64_t *out_until,
+                        const struct journal_action *a, int64_t now)
+{
+    *out_until = 0;
+    if (!ex->opts.hold)
+        return false;
+    why[0] = '\0';
+    if (!ex->opts.hold(why, size, out_until, a, now, ex->opts.hold_ud))
+        return false;
+    if (why[0] == '\0')
+        snprintf(why, size, "held");
+    return true;
 }
 
 /* Control rods and the one-run-per-key / older-apply-first rules. */
@@ -850,16 +937,24 @@ int executor_step(size_t *out_started, struct executor *ex, struct rv_error *err
         i++;
     }
 
+    ex->hold_until = 0;
     for (size_t i = 0; i < ex->napplies; i++) {
         struct journal_apply *ap = ex->applies[i];
         for (size_t k = 0; k < ap->nactions; k++) {
             struct journal_action *a = &ap->actions[k];
             bool ok = false;
+            char why[RV_EXEC_STATUS_MAX];
+            int64_t until = 0;
             if (ex->ninflight >= (size_t)ex->opts.max_concurrent)
                 goto out;
             if (a->state != JOURNAL_ACTION_PENDING || a->next_attempt_at > now ||
                 !deps_succeeded(ap, a) || !rods_allow(ex, a))
                 continue;
+            if (action_held(ex, why, sizeof(why), &until, a, now)) {
+                if (until > now && (ex->hold_until == 0 || until < ex->hold_until))
+                    ex->hold_until = until;
+                continue;
+            }
             rc = start_action(&ok, ex, ap, a, now, err);
             if (rc != 0)
                 goto out;
@@ -880,6 +975,71 @@ bool executor_apply_active(const struct executor *ex, int64_t apply_id)
             return true;
     }
     return false;
+}
+
+/* Ready: pending, due, and every dependency succeeded. */
+static bool action_ready(const struct journal_apply *ap, const struct journal_action *a,
+                         int64_t now)
+{
+    return a->state == JOURNAL_ACTION_PENDING && a->next_attempt_at <= now && deps_succeeded(ap, a);
+}
+
+bool executor_apply_waiting(char *out, size_t size, const struct executor *ex, int64_t apply_id)
+{
+    const struct journal_apply *ap = NULL;
+    int64_t now = ex_now(ex);
+    bool held = false;
+    for (size_t i = 0; i < ex->napplies && !ap; i++)
+        if (ex->applies[i]->id == apply_id)
+            ap = ex->applies[i];
+    if (!ap || size == 0)
+        return false;
+    for (size_t k = 0; k < ap->nactions; k++) {
+        const struct journal_action *a = &ap->actions[k];
+        char why[RV_EXEC_STATUS_MAX];
+        int64_t until = 0;
+        if (a->state == JOURNAL_ACTION_RUNNING)
+            return false;
+        if (!action_ready(ap, a, now))
+            continue;
+        const struct paused *p = namespace_paused(ex, a->cluster);
+        if (p) {
+            if (!held)
+                snprintf(out, size, "%s", p->why);
+        } else if (action_held(ex, why, sizeof(why), &until, a, now)) {
+            if (!held)
+                snprintf(out, size, "%s", why);
+        } else {
+            return false;
+        }
+        held = true;
+    }
+    return held;
+}
+
+/* When executor_run() should look again: the earliest retry that is not
+ * due yet, or the earliest end of a hold. RV_ENOTFOUND when neither. */
+static int next_wake(int64_t *out_at, const struct executor *ex, int64_t now)
+{
+    bool found = ex->hold_until > now;
+    int64_t at = ex->hold_until;
+    for (size_t i = 0; i < ex->napplies; i++) {
+        const struct journal_apply *ap = ex->applies[i];
+        for (size_t k = 0; k < ap->nactions; k++) {
+            const struct journal_action *a = &ap->actions[k];
+            if (a->state != JOURNAL_ACTION_PENDING || a->next_attempt_at <= now ||
+                !deps_succeeded(ap, a))
+                continue;
+            if (!found || a->next_attempt_at < at) {
+                at = a->next_attempt_at;
+                found = true;
+            }
+        }
+    }
+    if (!found)
+        return RV_ENOTFOUND;
+    *out_at = at;
+    return 0;
 }
 
 size_t executor_inflight(const struct executor *ex)
@@ -949,18 +1109,18 @@ int executor_run(struct executor *ex, int64_t apply_id, struct rv_error *err)
             executor_wait(ex, -1);
             continue;
         }
-        if (executor_next_due(&at, ex) == 0 && at > ex_now(ex)) {
+        if (started > 0)
+            continue;
+        if (next_wake(&at, ex, ex_now(ex)) == 0) {
             ex->opts.sleep_until(at, ex->opts.clock_ud);
             continue;
         }
-        if (started == 0) {
-            rc = rv_error_set(err, RV_EBUSY, true,
-                              "apply %lld cannot progress now: its ready actions are in a "
-                              "paused namespace, or wait for a run this executor does not own "
-                              "(is a second reeve running on this database?)",
-                              (long long)apply_id);
-            break;
-        }
+        rc = rv_error_set(err, RV_EBUSY, true,
+                          "apply %lld cannot progress now: its ready actions are in a "
+                          "paused namespace, or wait for a run this executor does not own "
+                          "(is a second reeve running on this database?)",
+                          (long long)apply_id);
+        break;
     }
     return rc;
 }

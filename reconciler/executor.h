@@ -11,7 +11,8 @@
  * its dependencies succeeded, and allowed by the control rods (running
  * actions in all, per provider, per cluster), and by older applies (an
  * action does not start while an older apply still runs an action of the
- * same cluster). It never blocks on a runner. In `reeve serve`, the
+ * same cluster), by the paused namespaces and by opts.hold (maintenance
+ * windows). It never blocks on a runner. In `reeve serve`, the
  * reconcile worker calls it on a timer and whenever opts.notify fires (from
  * a worker thread: use uv_async_send); executor_run() is the blocking
  * driver for the CLI and the tests.
@@ -80,6 +81,15 @@ struct executor_opts {
      * owner can schedule executor_step(). May be NULL. */
     void (*notify)(void *ud);
     void *notify_ud;
+    /* Holds (maintenance windows, window.h): asked on the caller's thread,
+     * in executor_step(), about each pending action that is otherwise ready
+     * to start. Returning true keeps it pending: why (at most why_size
+     * bytes) says what it waits for ("waiting for maintenance window Sun
+     * 02:00-04:00") and *out_until when to ask again (0: next step).
+     * May be NULL: nothing is held. */
+    bool (*hold)(char *why, size_t why_size, int64_t *out_until, const struct journal_action *a,
+                 int64_t now, void *ud);
+    void *hold_ud;
 };
 
 /* Counters since executor_new(), for /metrics. */
@@ -125,6 +135,20 @@ int executor_step(size_t *out_started, struct executor *ex, struct rv_error *err
  * namespace_. Running actions finish; nothing new starts there until it is
  * resumed. RV_ELIMIT past RV_EXEC_PAUSED_MAX paused namespaces. */
 int executor_pause(struct executor *ex, const char *namespace_, bool paused, struct rv_error *err);
+/* Pause exactly namespaces[0..n-1] and resume every other; whys[i] (may be
+ * NULL) is what executor_apply_waiting() says for it, e.g. "paused:
+ * clusters/payments/PAUSED (quarter-end freeze)". On error nothing changed.
+ * RV_ELIMIT past RV_EXEC_PAUSED_MAX, RV_EINVAL for a bad name. */
+int executor_pause_set(struct executor *ex, const char *const *namespaces, const char *const *whys,
+                       size_t n, struct rv_error *err);
+
+/* What apply_id waits for when it cannot move: true when none of its
+ * actions runs, some are ready (pending, due, dependencies succeeded) and
+ * every ready one is held by a pause or a hold; out then has the reason of
+ * the first ("paused: ...", "waiting for maintenance window ..."). False
+ * otherwise (running, waiting for a retry or for the control rods, or not
+ * active here). */
+bool executor_apply_waiting(char *out, size_t size, const struct executor *ex, int64_t apply_id);
 
 /* Whether apply_id is still running in this executor. */
 bool executor_apply_active(const struct executor *ex, int64_t apply_id);
@@ -137,8 +161,9 @@ int executor_next_due(int64_t *out_at, const struct executor *ex);
 void executor_wait(struct executor *ex, int timeout_ms);
 
 /* Drive until apply_id has finished (blocking): step, wait for runs,
- * sleep until retries are due. Returns 0 when the apply finished, whatever
- * its outcome (read it with journal_apply_status), or a journal error. */
+ * sleep until retries are due or holds end (a maintenance window opens).
+ * Returns 0 when the apply finished, whatever its outcome (read it with
+ * journal_apply_status), or a journal error. */
 int executor_run(struct executor *ex, int64_t apply_id, struct rv_error *err);
 
 const struct executor_metrics *executor_metrics(const struct executor *ex);

@@ -13,6 +13,9 @@ static const struct cli_command commands[] = {
      cmd_serve},
     {"status", "show what a running reeve sees: nodes, lag, apply outcome, pending actions",
      cmd_status},
+    {"backups", "list the backups reeve knows of, or verify one against its destination",
+     cmd_backups},
+    {"seal", "encrypt a secret for a spec with the reconciler's public key", cmd_seal},
 };
 
 static void usage(FILE *out)

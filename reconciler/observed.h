@@ -62,6 +62,13 @@ struct obs_node {
     char *version; /* the server's full version, "15.4", "10.11.6" */
     bool healthy;
     int64_t lag_bytes;        /* replication lag; 0 on a primary */
+    /* MariaDB measures lag in transactions (GTID sequence numbers). */
+    bool lag_transactions_known;
+    int64_t lag_transactions;
+    /* A replica's replication runs (walreceiver streaming, or MariaDB's IO
+     * and SQL threads); unknown when the agent does not say. */
+    bool streaming_known;
+    bool streaming;
     char *position;           /* timeline/LSN or GTID text; "" when unknown */
     struct obs_param *params; /* parameters reeve manages, sorted by name */
     size_t nparams;

@@ -17,6 +17,8 @@
 #include "buf.h"
 #include "crypto.h"
 #include "limits.h"
+#include "params.h"
+#include "window.h"
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -112,68 +114,6 @@ static const char *const pg_restart_params[] = {
     NULL,
 };
 
-/* MariaDB server variables that are not dynamic (cannot be SET GLOBAL):
- * changing one means editing the option file and restarting. Note that
- * max_connections and innodb_buffer_pool_size are dynamic in MariaDB. */
-static const char *const mariadb_restart_params[] = {
-    "aria_log_dir_path",
-    "aria_pagecache_buffer_size",
-    "back_log",
-    "basedir",
-    "bind_address",
-    "character_set_filesystem_startup",
-    "character_sets_dir",
-    "datadir",
-    "innodb_autoinc_lock_mode",
-    "innodb_buffer_pool_chunk_size",
-    "innodb_buffer_pool_instances",
-    "innodb_data_file_path",
-    "innodb_data_home_dir",
-    "innodb_doublewrite",
-    "innodb_flush_method",
-    "innodb_force_recovery",
-    "innodb_log_buffer_size",
-    "innodb_log_file_size",
-    "innodb_log_files_in_group",
-    "innodb_log_group_home_dir",
-    "innodb_open_files",
-    "innodb_page_size",
-    "innodb_read_io_threads",
-    "innodb_rollback_on_timeout",
-    "innodb_temp_data_file_path",
-    "innodb_undo_directory",
-    "innodb_undo_tablespaces",
-    "innodb_use_native_aio",
-    "innodb_write_io_threads",
-    "large_pages",
-    "locked_in_memory",
-    "log_bin",
-    "log_bin_index",
-    "log_error",
-    "log_slave_updates",
-    "log_replica_updates",
-    "lower_case_table_names",
-    "max_digest_length",
-    "open_files_limit",
-    "performance_schema",
-    "pid_file",
-    "plugin_dir",
-    "plugin_load_add",
-    "port",
-    "relay_log",
-    "relay_log_index",
-    "secure_file_priv",
-    "skip_grant_tables",
-    "skip_name_resolve",
-    "skip_networking",
-    "socket",
-    "table_open_cache_instances",
-    "thread_handling",
-    "thread_pool_max_threads_hint",
-    "tmpdir",
-    NULL,
-};
-
 /* Lowercase, '-' as '_': PostgreSQL names are case-insensitive and MariaDB
  * takes both spellings. */
 static void param_norm(char *out, size_t cap, const char *name)
@@ -186,19 +126,30 @@ static void param_norm(char *out, size_t cap, const char *name)
     out[i] = '\0';
 }
 
-bool plan_param_needs_restart(const char *engine, const char *name)
+/* The parameter catalog for engine's version, else the engine's one
+ * catalog (when a parameter takes effect rarely changes between majors). */
+static const struct param_catalog *nearest_catalog(const char *engine, const char *version)
+{
+    const struct param_catalog *cat = version != NULL ? params_catalog(engine, version) : NULL;
+    if (cat == NULL)
+        cat = params_catalog(engine, strcmp(engine, "mariadb") == 0 ? "10.11" : "15");
+    return cat;
+}
+
+bool plan_param_needs_restart(const char *engine, const char *version, const char *name)
 {
     char norm[160];
-    const char *const *table;
-    if (strcmp(engine, "postgresql") == 0)
-        table = pg_restart_params;
-    else if (strcmp(engine, "mariadb") == 0)
-        table = mariadb_restart_params;
-    else
+    const struct param_catalog *cat = nearest_catalog(engine, version);
+    const struct param_def *def = cat != NULL ? params_lookup(cat, name) : NULL;
+    if (def != NULL)
+        return def->apply == PARAM_RESTART;
+    /* Not in the catalog (an extension's parameter): PostgreSQL's own
+     * table; the server's pending_restart report catches the rest. */
+    if (strcmp(engine, "postgresql") != 0)
         return false;
     param_norm(norm, sizeof(norm), name);
-    for (size_t i = 0; table[i]; i++) {
-        if (strcmp(norm, table[i]) == 0)
+    for (size_t i = 0; pg_restart_params[i]; i++) {
+        if (strcmp(norm, pg_restart_params[i]) == 0)
             return true;
     }
     return false;
@@ -770,7 +721,7 @@ static int param_changes(struct cplan *cp, struct pchange **out, size_t *nout)
         }
         if (differs)
             v[n++] = (struct pchange){kv->key, from, kv->value,
-                                      plan_param_needs_restart(d->engine, kv->key)};
+                                      plan_param_needs_restart(d->engine, d->version, kv->key)};
     }
     /* managed parameters the spec no longer sets: back to the default */
     for (size_t i = 0; i < cp->nm; i++) {
@@ -786,7 +737,7 @@ static int param_changes(struct cplan *cp, struct pchange **out, size_t *nout)
                 seen = v[x].to == NULL && strcmp(v[x].name, op->name) == 0;
             if (!seen)
                 v[n++] = (struct pchange){op->name, op->value, NULL,
-                                          plan_param_needs_restart(d->engine, op->name)};
+                                          plan_param_needs_restart(d->engine, d->version, op->name)};
         }
     }
     if (n > 1)
@@ -1399,14 +1350,14 @@ static bool restart_param_differs(const struct spec_cluster *d, const struct obs
 {
     for (size_t i = 0; i < d->nparameters; i++) {
         const struct spec_kv *kv = &d->parameters[i];
-        if (!plan_param_needs_restart(d->engine, kv->key))
+        if (!plan_param_needs_restart(d->engine, d->version, kv->key))
             continue;
         const struct obs_param *op = node_param(r, kv->key);
         if (op == NULL || strcmp(op->value, kv->value) != 0)
             return true;
     }
     for (size_t i = 0; i < r->nparams; i++) {
-        if (plan_param_needs_restart(d->engine, r->params[i].name) &&
+        if (plan_param_needs_restart(d->engine, d->version, r->params[i].name) &&
             desired_param(d, r->params[i].name) == NULL)
             return true;
     }
@@ -2015,6 +1966,27 @@ static char *dup_opt(const char *s, int *rc)
     return d;
 }
 
+/* Disruptive actions of a cluster whose maintenance window is closed at
+ * opts->now say so in waits_for; the executor holds them (window.h). */
+static void window_annotate(struct cplan *cp)
+{
+    struct window w;
+    struct rv_error werr = {0};
+    char in[32];
+    if (cp->d == NULL || cp->d->maintenance.window == NULL ||
+        window_parse(&w, cp->d->maintenance.window, &werr) != 0 ||
+        window_is_open(&w, cp->opts->now))
+        return;
+    window_duration(in, sizeof(in), window_next_open(&w, cp->opts->now) - cp->opts->now);
+    for (size_t i = cp->first; i < cp->plan->nactions && cp->rc == 0; i++) {
+        const struct plan_action *a = &cp->plan->actions[i];
+        if (!window_kind_disruptive(plan_kind_name(a->kind)))
+            continue;
+        waits(cp, i, "%s%swaiting for maintenance window %s (opens in %s)", a->waits_for,
+              a->waits_for[0] ? "; " : "", w.text, in);
+    }
+}
+
 int plan_build(struct plan *out, const struct spec_set *desired, const struct observed *obs,
                const struct plan_opts *opts, struct rv_error *err)
 {
@@ -2135,6 +2107,8 @@ int plan_build(struct plan *out, const struct spec_set *desired, const struct ob
         }
         if (cp->rc == 0)
             plan_cluster(cp);
+        if (cp->rc == 0)
+            window_annotate(cp);
         if (cp->rc) {
             rc = cp->rc;
             goto out;

@@ -14,6 +14,9 @@
  * (replicas one at a time, switchover, then the old primary) → add_replica →
  * configure_users/backup → ready. A deleted spec gives final_backup →
  * decommission, blocked while the last applied spec had deletionProtection.
+ * Disruptive actions (window.h) of a cluster whose maintenance window is
+ * closed at opts.now say so in waits_for ("waiting for maintenance window
+ * Sun 02:00-04:00 (opens in 3h12m)"); the executor holds them until then.
  *
  * Every action depends only on actions before it in plan->actions, so the
  * array order is a valid execution order. docs/planning.md is the user's
@@ -96,8 +99,9 @@ struct plan_opts {
     const char *base;              /* copied into the plan; may be NULL */
     const char *head;              /* may be NULL */
     const char *observed_revision; /* may be NULL */
-    /* Unix seconds the plan is made at: judges staleness of node reports.
-     * Given by the caller so that plans are reproducible. */
+    /* Unix seconds the plan is made at: judges staleness of node reports
+     * and whether maintenance windows are open. Given by the caller so that
+     * plans are reproducible. */
     int64_t now;
     /* The last desired state known to have been applied (desired@base, or
      * what the reconciler applied last), or NULL. It says whether a deleted
@@ -130,11 +134,15 @@ int plan_print_text(FILE *out, const struct plan *p, bool color);
 const char *plan_kind_name(enum plan_kind k);
 const char *plan_change_name(enum plan_change c);
 
-/* Whether changing a parameter of engine ("postgresql" | "mariadb") needs a
- * server restart. Names compare case-insensitively, '-' as '_'. Parameters
- * not in reeve's tables are taken as reloadable; an agent that reports
- * pendingRestart for one still gets its restart on the next plan. */
-bool plan_param_needs_restart(const char *engine, const char *name);
+/* Whether changing a parameter of engine ("postgresql" | "mariadb") at
+ * version needs a server restart: the engine's parameter catalog
+ * (specs-schema/params.h, made from the real servers; the engine's nearest
+ * catalog for another version). Names compare case-insensitively, '-' as
+ * '_'. A PostgreSQL name the catalog lacks (an extension's) is looked up in
+ * a table of restart-only names, else, like any other unknown name, taken
+ * as reloadable; an agent that reports pendingRestart for one still gets
+ * its restart on the next plan. */
+bool plan_param_needs_restart(const char *engine, const char *version, const char *name);
 
 /* SHA-256 (hex) of a cluster's backup policy (backup section and PITR) in a
  * fixed text form; "" when backup is not enabled. The executor records it as

@@ -42,7 +42,7 @@ extern char **environ;
 #define EXIT_STATUS_WAIT_MS 200
 
 /* Capabilities this reeve understands; a provider agrees to a subset. */
-static const char *const offered_caps[] = {"resize", "volumes"};
+static const char *const offered_caps[] = {"resize", "volumes", "upgrade"};
 
 /* Methods that need a capability. */
 static const struct {
@@ -51,6 +51,7 @@ static const struct {
 } method_caps[] = {
     {"resize_instance", "resize"}, {"create_volume", "volumes"}, {"delete_volume", "volumes"},
     {"list_volumes", "volumes"},   {"attach_volume", "volumes"}, {"detach_volume", "volumes"},
+    {"upgrade_instance", "upgrade"},
 };
 
 /* Error codes of the protocol and the RV_E* code each maps to. */
@@ -698,7 +699,8 @@ static bool result_check(char *why, size_t cap, const char *method, const json_t
     if (strcmp(method, "list_instances") == 0) {
         key = "instances";
         list = true;
-    } else if (strcmp(method, "create_instance") == 0 || strcmp(method, "resize_instance") == 0) {
+    } else if (strcmp(method, "create_instance") == 0 || strcmp(method, "resize_instance") == 0 ||
+               strcmp(method, "upgrade_instance") == 0) {
         key = "instance";
     } else if (strcmp(method, "list_volumes") == 0) {
         key = "volumes";
@@ -1019,9 +1021,9 @@ static int gen_start(struct gen **out, struct provider *p, int64_t hello_ms, str
     g->errlog_started = true;
 
     int64_t until = now_ms() + hello_ms;
-    hello = json_pack("{s:s, s:[i], s:[s,s], s:s}", "type", "hello", "protocol_versions",
+    hello = json_pack("{s:s, s:[i], s:[s,s,s], s:s}", "type", "hello", "protocol_versions",
                       PROVIDER_PROTOCOL_VERSION, "capabilities", offered_caps[0], offered_caps[1],
-                      "reeve_version", REEVE_VERSION);
+                      offered_caps[2], "reeve_version", REEVE_VERSION);
     frame = hello != NULL ? json_dumps(hello, JSON_COMPACT) : NULL;
     if (frame == NULL) {
         rc = rv_error_set(err, RV_ENOMEM, true, "out of memory starting provider '%s'", p->name);
@@ -1317,7 +1319,8 @@ static bool method_valid(const char *m)
 
 static bool method_mutates(const char *m)
 {
-    static const char *const verbs[] = {"create_", "delete_", "resize_", "attach_", "detach_"};
+    static const char *const verbs[] = {"create_", "delete_", "resize_", "attach_", "detach_",
+                                        "upgrade_"};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         if (strncmp(m, verbs[i], strlen(verbs[i])) == 0)
             return true;

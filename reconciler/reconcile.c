@@ -10,6 +10,7 @@
 
 #include <git2.h>
 
+#include "backups.h"
 #include "buf.h"
 #include "diag.h"
 #include "executor.h"
@@ -23,6 +24,7 @@
 #include "source.h"
 #include "spec.h"
 #include "store.h"
+#include "window.h"
 
 #define LOG_C "reconcile"
 #define PULL_REF_PREFIX "refs/reeve/pull/"
@@ -81,6 +83,8 @@ struct reconcile {
         int max_rounds;
         git_oid desired_commit; /* the cache commit the runners know */
         bool desired_known;
+        git_oid paused_commit; /* the cache commit the pause files were read at */
+        bool paused_known;
         char commit[HEX_SIZE]; /* main commit being applied; "" when none */
         int64_t apply_id;      /* its current round; 0 before the first */
         int rounds;
@@ -1237,6 +1241,27 @@ static void apply_round(struct reconcile *r)
         r->ap.settled = true;
         goto out;
     }
+    /* the agents need the secrets that credentialsRef and keyRef name
+     * (backups.h): an apply without them fails, naming what is missing */
+    if (backups_check_refs(r->cfg, &r->cache.set, &checked) != 0)
+        goto out;
+    if (checked.errors) {
+        const struct diag *first = NULL;
+        char text[RV_ERROR_MSG_MAX];
+        for (size_t i = 0; i < checked.len; i++) {
+            const struct diag *d = &checked.items[i];
+            if (d->severity != DIAG_ERROR)
+                continue;
+            if (first == NULL)
+                first = d;
+            log_error(LOG_C, "apply of %.12s: %s:%u:%u: %s: %s", r->ap.commit, d->file, d->line,
+                      d->col, d->path, d->msg);
+        }
+        snprintf(text, sizeof(text), "not applied: %s:%u: %.400s", first->file, first->line,
+                 first->msg);
+        apply_status(r, FORGE_FAILURE, text);
+        goto out;
+    }
     plan_release(&p);
     int rc = plan_observed(&p, &obs, r, &err);
     if (rc != 0) {
@@ -1293,11 +1318,92 @@ out:
     observed_release(&obs);
 }
 
+/* Maintenance windows (window.h) of the main tip's specs: the executor's
+ * hold. Runs on the reconcile thread, in executor_step(). */
+static bool hold_window(char *why, size_t size, int64_t *out_until, const struct journal_action *a,
+                        int64_t now, void *ud)
+{
+    struct reconcile *r = ud;
+    *out_until = 0;
+    if (!r->cache.loaded)
+        return false;
+    return window_hold(why, size, out_until, &r->cache.set, a->cluster, a->kind, now);
+}
+
+/* One clusters/<namespace>/PAUSED file into p; false (logged) when the
+ * folder name cannot be a namespace. */
+static bool pause_read(struct window_pause *p, struct reconcile *r, const char *path)
+{
+    struct rv_error err = {0};
+    struct buf content = BUF_INIT;
+    const char *ns = path + strlen("clusters/");
+    size_t len = strcspn(ns, "/");
+    char name[RV_NAME_MAX + 1];
+    if (len == 0 || len > RV_NAME_MAX) {
+        log_warn(LOG_C, "%s: the folder is not a namespace (1 to %d characters); ignored", path,
+                 RV_NAME_MAX);
+        return false;
+    }
+    memcpy(name, ns, len);
+    name[len] = '\0';
+    if (source_read_file(r->src, &r->cache.commit, path, &content, &err) != 0) {
+        log_warn(LOG_C, "%s: reason not read (%s); the namespace is paused all the same", path,
+                 err.msg);
+        buf_release(&content);
+    }
+    window_pause_describe(p, name, content.data, content.len);
+    buf_release(&content);
+    return true;
+}
+
+/* Pause exactly the namespaces with a PAUSED file at the main tip. */
+static void pause_sync(struct reconcile *r)
+{
+    struct rv_error err = {0};
+    struct source_file_list files;
+    struct window_pause *ps = NULL;
+    const char **names = NULL, **whys = NULL;
+    size_t n = 0;
+    source_file_list_init(&files);
+    int rc = source_list_named_files(r->src, &r->cache.commit, WINDOW_PAUSE_FILE, &files, &err);
+    if (rc == 0 && files.len > 0) {
+        ps = calloc(files.len, sizeof(*ps));
+        names = calloc(files.len, sizeof(*names));
+        whys = calloc(files.len, sizeof(*whys));
+        if (!ps || !names || !whys)
+            rc = rv_error_set(&err, RV_ENOMEM, false, "out of memory reading pause files");
+    }
+    for (size_t i = 0; rc == 0 && i < files.len; i++) {
+        if (!pause_read(&ps[n], r, files.items[i].path))
+            continue;
+        names[n] = ps[n].namespace_;
+        whys[n] = ps[n].why;
+        n++;
+    }
+    if (rc == 0)
+        rc = executor_pause_set(r->ap.ex, names, whys, n, &err);
+    if (rc == 0) {
+        r->ap.paused_commit = r->cache.commit;
+        r->ap.paused_known = true;
+        for (size_t i = 0; i < n; i++)
+            log_info(LOG_C, "namespace %s: %s; no new action starts there", names[i], whys[i]);
+    } else {
+        log_warn(LOG_C, "pause files not read (trying again next tick): %s", err.msg);
+    }
+    free(whys);
+    free(names);
+    free(ps);
+    source_file_list_release(&files);
+}
+
 static void apply_tick(struct reconcile *r)
 {
     struct rv_error err = {0};
     if (!r->ap.on)
         return;
+    if (r->cache.loaded &&
+        (!r->ap.paused_known || !git_oid_equal(&r->ap.paused_commit, &r->cache.commit)))
+        pause_sync(r);
     /* the runners act on the desired state of the main tip */
     if (r->cache.loaded &&
         (!r->ap.desired_known || !git_oid_equal(&r->ap.desired_commit, &r->cache.commit))) {
@@ -1338,7 +1444,10 @@ static void apply_tick(struct reconcile *r)
         return;
     }
     if (st.state == JOURNAL_STATUS_PENDING || executor_apply_active(r->ap.ex, r->ap.apply_id)) {
-        enqueue(r, r->ap.commit, "reeve/apply", FORGE_PENDING, st.text);
+        /* held by a pause file or a maintenance window: say which */
+        char wait[RV_EXEC_STATUS_MAX];
+        bool held = executor_apply_waiting(wait, sizeof(wait), r->ap.ex, r->ap.apply_id);
+        enqueue(r, r->ap.commit, "reeve/apply", FORGE_PENDING, held ? wait : st.text);
         return;
     }
     if (st.state == JOURNAL_STATUS_FAILURE) {
@@ -1355,8 +1464,13 @@ int reconcile_apply_enable(struct reconcile *r, const struct reconcile_apply *a,
 {
     struct executor_runner runner;
     sqlite3_stmt *st = NULL;
+    struct executor_opts eo = a->executor;
     runners_executor_runner(&runner, a->runners);
-    int rc = executor_new(&r->ap.ex, r->db, &runner, &a->executor, err);
+    if (!eo.hold) {
+        eo.hold = hold_window;
+        eo.hold_ud = r;
+    }
+    int rc = executor_new(&r->ap.ex, r->db, &runner, &eo, err);
     if (rc != 0)
         return rc;
     r->ap.on = true;

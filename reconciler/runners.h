@@ -10,11 +10,46 @@
  *   remove_replica,     delete_instance of every instance listed with the
  *   decommission        node's (or the cluster's) labels, and forget the
  *                       node's DCS keys; check: nothing listed any more
- *   final_backup        no backup section: nothing to do; otherwise a
- *                       permanent failure (not available in this version)
+ *   configure_backup    the cluster's agent configuration (backups.h) can be
+ *                       built: secrets resolve; output: its digest
+ *   final_backup        no backup section: nothing to do; otherwise ask the
+ *                       agents for a full backup (request "final-<key>") and
+ *                       wait for its record: succeeded -> done, failed ->
+ *                       fails with the record's error; check: a succeeded
+ *                       record of the request exists
+ *   seed_from_backup    resolve the backup to restore (backups.h; refusals
+ *                       are permanent failures), then wait like
+ *                       bootstrap_primary while the agent restores
+ *   configure_users     the users' references open (users.h); then wait for
+ *                       the primary's agent to report, in the DCS key
+ *                       /clusters/<ns>/<name>/users-applied, the digest of
+ *                       the set it is served: done; a permanent error it
+ *                       reports fails the action with the agent's reason;
+ *                       check: the report holds that digest
  *   ready               every desired node healthy, exactly one primary
+ *   configure_parameters  (PostgreSQL) write the cluster's parameters to
+ *                       the DCS key .../ops/parameters; wait until every
+ *                       reporting node's agent reports their digest in
+ *                       .../ops/applied/<node> (agent/ops.h); a value a
+ *                       server refuses fails the action naming the node
+ *   restart_node        ask the node's agent (.../ops/request/<node>) to
+ *                       restart its server; wait for its result and the
+ *                       node healthy and caught up
+ *   switchover          ask the primary to hand over to the action's node
+ *                       (.../ops/switchover); wait until that node is the
+ *                       healthy primary and the old one a caught-up replica;
+ *                       output: write_unavailable_ms
+ *   upgrade_replica,    provider upgrade_instance (capability "upgrade") to
+ *   upgrade_node        the spec's version; wait for the node healthy and
+ *                       caught up; after RV_OPS_NODE_WAIT_S the node is put
+ *                       back on its version and the action fails naming it
+ *   resize              provider resize_instance (capability "resize"); for
+ *                       cpu or memory also a restart, with shared_buffers a
+ *                       quarter of memoryMiB unless the spec sets it
  *   others              no-op for the cluster: success; real work: a
  *                       permanent failure naming what is not supported
+ *
+ * docs/day2.md describes the day-2 kinds for users.
  *
  * The runners keep a copy of what they need from the desired state and the
  * latest node reports; the owner updates both (runners_set_desired,
@@ -62,6 +97,18 @@ struct runners_opts {
     /* Delete a node's DCS keys (worker thread); may be NULL. */
     int (*forget_node)(const char *namespace_, const char *cluster, const char *node,
                        struct rv_error *err, void *ud);
+    /* Read one DCS key (worker thread): 1 and *out_value (malloc'd JSON
+     * text) when it exists, 0 when it does not, or an error. configure_users
+     * reads the agent's users-applied report with it (users.h); NULL:
+     * configure_users fails with a plain message. */
+    int (*read_key)(char **out_value, const char *key, struct rv_error *err, void *ud);
+    /* Put one DCS key (worker thread); value is JSON text. The day-2
+     * actions (configure_parameters, restart_node, switchover, resize)
+     * ask the agents through it (agent/ops.h); NULL: they fail plainly. */
+    int (*write_key)(const char *key, const char *value, struct rv_error *err, void *ud);
+    /* Backup records and configurations; NULL: backup actions fail with a
+     * plain message (and configure_backup has nothing to publish). */
+    struct backups *backups;
     void *ud;
     /* Unix seconds; wall clock when NULL. */
     int64_t (*now)(void *ud);
@@ -84,6 +131,8 @@ struct provider *runners_provider(struct runners *r, const char *name);
 int runners_set_desired(struct runners *r, const struct spec_set *set, struct rv_error *err);
 /* Record a node report (replacing the node's previous one). */
 int runners_node_report(struct runners *r, const struct obs_node *n, struct rv_error *err);
+/* Whether a fresh report says a healthy primary of "ns/name" runs. */
+bool runners_has_primary(struct runners *r, const char *cluster);
 /* Forget a node's report (it was removed). */
 void runners_node_forget(struct runners *r, const char *namespace_, const char *cluster,
                          const char *node);

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "agentapi.h"
+#include "backups.h"
 #include "buf.h"
 #include "crypto.h"
 #include "db.h"
@@ -33,6 +34,7 @@
 #include "provider.h"
 #include "reconcile.h"
 #include "runners.h"
+#include "seal.h"
 #include "webhook.h"
 
 extern char **environ;
@@ -125,6 +127,16 @@ struct serve {
     bool call_mu_inited;
     struct loop_call *calls; /* queued, under call_mu */
     bool calls_closed;       /* under call_mu */
+
+    /* backups: records, agent configurations, verification (backups.h) */
+    struct backups *backups;
+    size_t bjobs;     /* backup jobs on the thread pool */
+    size_t bverifies; /* of which verifications */
+
+    /* the seal key pair (dataDir/seal.key, seal.pub): opens the users'
+     * sealed passwords (users.h, docs/secrets.md) */
+    struct seal_keys seal;
+    char seal_pub[96]; /* "reeve-seal-v1 <base64>" */
 };
 
 /* A call a worker thread makes on the loop thread, and waits for. */
@@ -132,6 +144,9 @@ struct loop_call {
     int (*fn)(struct serve *s, struct loop_call *c);
     const char *namespace_, *cluster, *node;
     const char *token; /* issue */
+    const char *key;   /* read */
+    char *value;       /* read: the key's value (malloc'd), NULL when absent */
+    const char *put;   /* write: the value to put at key (JSON text) */
     uint64_t seq;      /* issue: the DCS change to wait for; durable: in and out */
     int rc;
     struct rv_error err;
@@ -241,7 +256,7 @@ static void calls_close(struct serve *s)
 static void maybe_finish(struct serve *s)
 {
     if (!s->shutting_down || !s->httpd_closed || s->pass_running || s->page_running ||
-        s->npages > 0 || (s->api != NULL && !s->api_closed))
+        s->npages > 0 || s->bjobs > 0 || (s->api != NULL && !s->api_closed))
         return;
     if (s->asyncs_inited) {
         calls_close(s);
@@ -774,6 +789,290 @@ static void on_status(struct httpd_req *req, void *payload)
     page_next(s);
 }
 
+/* --- backups: the agent routes' hooks and /api/v1/backups --- */
+
+enum bjob_kind { BJOB_CONFIG, BJOB_RECORDS, BJOB_LIST, BJOB_VERIFY };
+
+/* One backup request worked on in the thread pool. */
+struct bjob {
+    struct serve *s;
+    struct httpd_req *req;
+    uv_work_t work;
+    enum bjob_kind kind;
+    char cluster[2 * RV_NAME_MAX + 2]; /* "" when none */
+    char id[RV_BACKUPS_ID_MAX + 1];
+    json_t *body; /* records */
+    int status;
+    char *text;  /* the answer */
+    bool secret; /* wipe text when done */
+};
+
+static bool serve_primary(const char *cluster, void *ud)
+{
+    struct serve *s = ud;
+    return s->runners != NULL && runners_has_primary(s->runners, cluster);
+}
+
+static char *error_text(const char *msg)
+{
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *t = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return t;
+}
+
+static int status_of(int rc)
+{
+    switch (rc) {
+    case RV_ENOTFOUND:
+        return 404;
+    case RV_EINVAL:
+    case RV_ECONFLICT:
+        return 409;
+    case RV_ENOMEM:
+        return 500;
+    case RV_EDB:
+        return 503;
+    default:
+        return 502;
+    }
+}
+
+static void bjob_work(uv_work_t *w)
+{
+    struct bjob *j = w->data;
+    struct backups *b = j->s->backups;
+    struct rv_error err = {0};
+    json_t *out = NULL;
+    size_t n = 0;
+    bool decoded = false;
+    int rc = 0;
+    switch (j->kind) {
+    case BJOB_CONFIG:
+        j->secret = true;
+        rc = backups_agent_config(&j->text, b, j->cluster, serve_primary, j->s, &err);
+        break;
+    case BJOB_RECORDS:
+        rc = backups_ingest(&n, b, j->cluster, j->body, &err);
+        if (rc == 0)
+            out = json_pack("{s:I}", "accepted", (json_int_t)n);
+        break;
+    case BJOB_LIST:
+        rc = backups_list(&out, b, j->cluster[0] ? j->cluster : NULL, &err);
+        if (rc == 0)
+            out = json_pack("{s:o}", "backups", out);
+        break;
+    case BJOB_VERIFY:
+        rc = backups_verify(&out, &decoded, b, j->id, &err);
+        if (rc == 0) {
+            json_t *v = json_object_get(out, "verify");
+            out = json_pack("{s:s, s:s, s:b, s:O, s:o}", "backup_id", j->id, "result",
+                            json_string_value(json_object_get(v, "status")), "chunks_decoded",
+                            decoded, "verify", v, "record", out);
+        }
+        break;
+    }
+    if (rc != 0) {
+        static const char *const what[] = {"configuration of", "records of", "list of",
+                                           "verification of"};
+        j->status = status_of(rc);
+        j->text = error_text(err.msg);
+        /* an agent asking before its cluster was applied is routine */
+        if (j->kind != BJOB_CONFIG || rc != RV_ENOTFOUND)
+            log_warn(LOG_C, "backups: %s %s: %s", what[j->kind],
+                     j->kind == BJOB_VERIFY ? j->id
+                     : j->cluster[0]        ? j->cluster
+                                            : "all clusters",
+                     err.msg);
+        return;
+    }
+    j->status = 200;
+    if (j->text == NULL)
+        j->text = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(out);
+    if (j->text == NULL) {
+        j->status = 500;
+        j->text = error_text("out of memory");
+    }
+}
+
+static void bjob_done(uv_work_t *w, int status)
+{
+    struct bjob *j = w->data;
+    struct serve *s = j->s;
+    (void)status;
+    if (j->text != NULL)
+        httpd_respond(j->req, j->status, "application/json", j->text, strlen(j->text));
+    else
+        httpd_respond_text(j->req, 500, "out of memory");
+    if (j->text != NULL && j->secret)
+        crypto_wipe(j->text, strlen(j->text));
+    free(j->text);
+    json_decref(j->body);
+    s->bjobs--;
+    if (j->kind == BJOB_VERIFY)
+        s->bverifies--;
+    free(j);
+    maybe_finish(s);
+}
+
+/* Queue a job; answers 503 itself when too many run. */
+static struct bjob *bjob_new(struct serve *s, struct httpd_req *req, enum bjob_kind kind)
+{
+    if (s->shutting_down || s->bjobs >= RV_BACKUPS_JOBS_MAX ||
+        (kind == BJOB_VERIFY && s->bverifies >= RV_BACKUPS_VERIFY_MAX)) {
+        httpd_req_add_header(req, "Retry-After", "1");
+        httpd_respond(req, 503, "application/json",
+                      "{\"error\":\"too many backup requests at once; retry\"}",
+                      strlen("{\"error\":\"too many backup requests at once; retry\"}"));
+        return NULL;
+    }
+    struct bjob *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        httpd_respond_text(req, 503, "out of memory; retry");
+        return NULL;
+    }
+    j->s = s;
+    j->req = req;
+    j->kind = kind;
+    return j;
+}
+
+static void bjob_start(struct bjob *j)
+{
+    struct serve *s = j->s;
+    httpd_req_defer(j->req);
+    s->bjobs++;
+    if (j->kind == BJOB_VERIFY)
+        s->bverifies++;
+    j->work.data = j;
+    if (uv_queue_work(&s->loop, &j->work, bjob_work, bjob_done) != 0) {
+        j->status = 503;
+        j->text = error_text("cannot queue the work; retry");
+        bjob_done(&j->work, 0);
+    }
+}
+
+static void on_agent_config(struct httpd_req *req, const struct agentapi_agent *who, void *payload)
+{
+    struct bjob *j = bjob_new(payload, req, BJOB_CONFIG);
+    if (j == NULL)
+        return;
+    snprintf(j->cluster, sizeof(j->cluster), "%s", who->key);
+    bjob_start(j);
+}
+
+static void on_agent_backups(struct httpd_req *req, const struct agentapi_agent *who, json_t *body,
+                             void *payload)
+{
+    struct bjob *j = bjob_new(payload, req, BJOB_RECORDS);
+    if (j == NULL)
+        return;
+    snprintf(j->cluster, sizeof(j->cluster), "%s", who->key);
+    j->body = json_incref(body);
+    bjob_start(j);
+}
+
+/* "ns/name", both DNS labels. */
+static bool cluster_name_ok(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    size_t n = strlen(s);
+    if (slash == NULL || slash == s || slash[1] == '\0' || n > 2 * RV_NAME_MAX + 1 ||
+        strchr(slash + 1, '/') != NULL || (size_t)(slash - s) > RV_NAME_MAX)
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-/") == n;
+}
+
+/* The value of cluster= in a query (percent-decoded): 1 found, 0 absent,
+ * -1 malformed. */
+static int query_cluster(char *out, size_t cap, const char *query)
+{
+    for (const char *q = query; q != NULL && *q != '\0';) {
+        size_t n = strcspn(q, "&");
+        if (n > 8 && strncmp(q, "cluster=", 8) == 0) {
+            size_t o = 0;
+            for (size_t i = 8; i < n; i++) {
+                int c = (unsigned char)q[i];
+                if (c == '%' && i + 2 < n + 1 && crypto_hex_digit(q[i + 1]) >= 0 &&
+                    crypto_hex_digit(q[i + 2]) >= 0) {
+                    c = crypto_hex_digit(q[i + 1]) * 16 + crypto_hex_digit(q[i + 2]);
+                    i += 2;
+                } else if (c == '%') {
+                    return -1;
+                }
+                if (o + 1 >= cap)
+                    return -1;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+static void on_backups_get(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    char cluster[2 * RV_NAME_MAX + 2] = "";
+    if (strcmp(req->path, "/api/v1/backups") != 0) {
+        httpd_respond_text(req, 404,
+                           "no such API route; backups are listed at GET /api/v1/backups"
+                           "[?cluster=NAMESPACE/NAME] and verified at POST "
+                           "/api/v1/backups/<id>/verify");
+        return;
+    }
+    int q = query_cluster(cluster, sizeof(cluster), req->query);
+    if (q < 0 || (q == 1 && !cluster_name_ok(cluster))) {
+        httpd_respond_text(req, 400,
+                           "cluster must be NAMESPACE/NAME, e.g. ?cluster=payments/billing");
+        return;
+    }
+    struct bjob *j = bjob_new(s, req, BJOB_LIST);
+    if (j == NULL)
+        return;
+    snprintf(j->cluster, sizeof(j->cluster), "%s", cluster);
+    bjob_start(j);
+}
+
+static void on_backups_post(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    const char *p = req->path + strlen("/api/v1/backups");
+    const char *id = p + 1;
+    const char *end = *p == '/' ? strchr(id, '/') : NULL;
+    size_t n = end != NULL ? (size_t)(end - id) : 0;
+    if (end == NULL || strcmp(end, "/verify") != 0 || n == 0 || n > RV_BACKUPS_ID_MAX ||
+        strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n) {
+        httpd_respond_text(req, 404,
+                           "no such API route; verify a backup with POST "
+                           "/api/v1/backups/<backup id>/verify");
+        return;
+    }
+    struct bjob *j = bjob_new(s, req, BJOB_VERIFY);
+    if (j == NULL)
+        return;
+    memcpy(j->id, id, n);
+    j->id[n] = '\0';
+    bjob_start(j);
+}
+
+/* GET /api/v1/seal-key: the public key `reeve seal --key` takes (public:
+ * it can only seal). */
+static void on_seal_key(struct httpd_req *req, void *payload)
+{
+    struct serve *s = payload;
+    if (strcmp(req->path, "/api/v1/seal-key") != 0) {
+        httpd_respond_text(req, 404, "no such API route; the seal key is at GET /api/v1/seal-key");
+        return;
+    }
+    httpd_respond_text(req, 200, s->seal_pub);
+}
+
 /* --- the agent API, providers and runners --- */
 
 static void on_call_async(uv_async_t *a)
@@ -881,6 +1180,45 @@ static int runner_forget_node(const char *namespace_, const char *cluster, const
     return rc;
 }
 
+static int read_on_loop(struct serve *s, struct loop_call *c)
+{
+    if (s->dcs == NULL || s->api_closing)
+        return rv_error_set(&c->err, RV_ECANCELED, true, "the agent API is closed");
+    const struct dcs_kv *kv = dcs_get(s->dcs, c->key);
+    if (kv == NULL || kv->value == NULL)
+        return 0;
+    c->value = strndup(kv->value, kv->value_len);
+    return c->value != NULL ? 1 : rv_error_set(&c->err, RV_ENOMEM, false, "out of memory");
+}
+
+/* One DCS key for a runner (configure_users reads the agent's report). */
+static int runner_read_key(char **out_value, const char *key, struct rv_error *err, void *ud)
+{
+    struct loop_call c = {.fn = read_on_loop, .key = key};
+    int rc = call_on_loop(ud, &c);
+    *out_value = c.value;
+    if (rc < 0)
+        rv_error_set(err, rc, c.err.retryable, "%s", c.err.msg);
+    return rc;
+}
+
+static int write_on_loop(struct serve *s, struct loop_call *c)
+{
+    if (s->dcs == NULL || s->api_closing)
+        return rv_error_set(&c->err, RV_ECANCELED, true, "the agent API is closed");
+    return dcs_put(NULL, s->dcs, c->key, c->put, 0, &c->err);
+}
+
+/* Put one DCS key for a runner (day-2 operations ask the agents). */
+static int runner_write_key(const char *key, const char *value, struct rv_error *err, void *ud)
+{
+    struct loop_call c = {.fn = write_on_loop, .key = key, .put = value};
+    int rc = call_on_loop(ud, &c);
+    if (rc < 0)
+        rv_error_set(err, rc, c.err.retryable, "%s", c.err.msg);
+    return rc;
+}
+
 /* Executor workers: a run or check returned; step soon. */
 static void on_executor_notify(void *ud)
 {
@@ -913,6 +1251,10 @@ static void on_report(const struct agentapi_report *rep, void *payload)
         .version = (char *)rep->version,
         .healthy = rep->healthy,
         .lag_bytes = rep->lag_bytes,
+        .lag_transactions_known = rep->lag_transactions >= 0,
+        .lag_transactions = rep->lag_transactions,
+        .streaming_known = rep->streaming >= 0,
+        .streaming = rep->streaming == 1,
         .position = (char *)rep->position,
         .last_report = (int64_t)time(NULL),
         .ttl_s = rep->ttl_s,
@@ -1038,6 +1380,9 @@ static int start_applying(struct serve *s, struct rv_error *err)
         .agent_tick_ms = cfg->agent.tick_ms,
         .issue_token = runner_issue_token,
         .forget_node = runner_forget_node,
+        .read_key = runner_read_key,
+        .write_key = runner_write_key,
+        .backups = s->backups,
         .ud = s,
     };
     int rc = load_secret_key(ro.secret_key, cfg->data_dir, err);
@@ -1100,6 +1445,11 @@ int serve_new(struct serve **out, const struct config *cfg, const struct serve_o
     rc = mkdir_p(cfg->data_dir, err);
     if (rc == 0)
         rc = lock_data_dir(s, err);
+    /* refuses a dataDir holding only one half of the pair */
+    if (rc == 0)
+        rc = seal_keys_load_or_create(&s->seal, cfg->data_dir, err);
+    if (rc == 0 && seal_pub_format(&s->seal, s->seal_pub, sizeof(s->seal_pub)) != 0)
+        rc = rv_error_set(err, RV_EINTERNAL, false, "cannot format the seal public key");
     if (rc != 0)
         goto out;
     if (uv_loop_init(&s->loop) != 0) {
@@ -1172,6 +1522,20 @@ int serve_new(struct serve **out, const struct config *cfg, const struct serve_o
     rc = agentapi_new(&s->api, &s->loop, s->httpd, s->dcs, on_report, s, err);
     if (rc != 0)
         goto out;
+    {
+        struct buf dbp = BUF_INIT;
+        if (buf_printf(&dbp, "%s/state.db", cfg->data_dir) != 0)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        else
+            rc = backups_open(&s->backups, dbp.data, cfg, err);
+        buf_release(&dbp);
+        if (rc != 0)
+            goto out;
+        backups_set_seal_keys(s->backups, &s->seal);
+        struct agentapi_backup_hooks hooks = {
+            .config = on_agent_config, .records = on_agent_backups, .payload = s};
+        agentapi_set_backup_hooks(s->api, &hooks);
+    }
     rc = start_applying(s, err);
     if (rc != 0)
         goto out;
@@ -1179,7 +1543,10 @@ int serve_new(struct serve **out, const struct config *cfg, const struct serve_o
     if ((rc = httpd_route(s->httpd, "GET", "/healthz", on_healthz, s)) != 0 ||
         (rc = httpd_route(s->httpd, "GET", "/metrics", on_metrics, s)) != 0 ||
         (rc = httpd_route(s->httpd, "GET", "/api/v1/status", on_status, s)) != 0 ||
-        (rc = httpd_route(s->httpd, "GET", "/plans", on_plans, s)) != 0) {
+        (rc = httpd_route(s->httpd, "GET", "/plans", on_plans, s)) != 0 ||
+        (rc = httpd_route(s->httpd, "GET", "/api/v1/backups", on_backups_get, s)) != 0 ||
+        (rc = httpd_route(s->httpd, "POST", "/api/v1/backups", on_backups_post, s)) != 0 ||
+        (rc = httpd_route(s->httpd, "GET", "/api/v1/seal-key", on_seal_key, s)) != 0) {
         rc = rv_error_set(err, rc, false, "cannot add the HTTP routes: %s", rv_strerror(rc));
         goto out;
     }
@@ -1316,6 +1683,8 @@ void serve_free(struct serve *s)
         provider_stop(s->providers[i]);
     free(s->providers);
     runners_free(s->runners);
+    backups_free(s->backups);
+    seal_keys_wipe(&s->seal);
     reconcile_free(s->rec);
     agentapi_free(s->api);
     dcs_free(s->dcs);

@@ -1485,6 +1485,65 @@ out:
     return rc;
 }
 
+/* Push clusters/<dir>/<name> when sub (the tree of clusters/<dir>) has a
+ * regular file called name. */
+static int named_in(struct source *src, const git_tree_entry *dir, const char *name,
+                    struct source_file_list *list, struct rv_error *err)
+{
+    git_tree *sub = NULL;
+    char path[RV_PATH_MAX];
+    const char *dname = git_tree_entry_name(dir);
+    if (git_tree_entry_filemode(dir) != GIT_FILEMODE_TREE || dname[0] == '.')
+        return 0;
+    if (git_tree_lookup(&sub, src->repo, git_tree_entry_id(dir)) < 0)
+        return rv_error_set(err, RV_EGIT, false, "cannot read 'clusters/%s/': %s", dname,
+                            git_msg());
+    const git_tree_entry *f = git_tree_entry_byname(sub, name);
+    int rc = 0;
+    if (f && is_blob_mode((uint32_t)git_tree_entry_filemode(f))) {
+        if (list->len >= RV_SPEC_FILES_MAX)
+            rc = rv_error_set(err, RV_ELIMIT, false, "more than %d '%s' files below clusters/",
+                              RV_SPEC_FILES_MAX, name);
+        else if (snprintf(path, sizeof(path), "clusters/%s/%s", dname, name) >= (int)sizeof(path))
+            rc = rv_error_set(err, RV_ELIMIT, false, "path 'clusters/%s/%s' is too long", dname,
+                              name);
+        else if (file_list_push(list, path, SPEC_FILE_CLUSTERS, SOURCE_ADDED,
+                                git_tree_entry_id(f)) != 0)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory listing '%s' files", name);
+    }
+    git_tree_free(sub);
+    return rc;
+}
+
+int source_list_named_files(struct source *src, const git_oid *commit, const char *name,
+                            struct source_file_list *list, struct rv_error *err)
+{
+    git_tree *tree = NULL, *top = NULL;
+    git_tree_entry *entry = NULL;
+    source_file_list_release(list);
+    int rc = commit_tree(src, commit, &tree, err);
+    if (rc != 0)
+        goto out;
+    int grc = git_tree_entry_bypath(&entry, tree, "clusters");
+    if (grc == GIT_ENOTFOUND || (grc == 0 && git_tree_entry_filemode(entry) != GIT_FILEMODE_TREE))
+        goto out;
+    if (grc < 0 || git_tree_lookup(&top, src->repo, git_tree_entry_id(entry)) < 0) {
+        rc = rv_error_set(err, RV_EGIT, false, "cannot read 'clusters/': %s", git_msg());
+        goto out;
+    }
+    for (size_t i = 0; i < git_tree_entrycount(top) && rc == 0; i++)
+        rc = named_in(src, git_tree_entry_byindex(top, i), name, list, err);
+    if (rc == 0 && list->len > 1)
+        qsort(list->items, list->len, sizeof(*list->items), cmp_source_file);
+out:
+    if (rc != 0)
+        source_file_list_release(list);
+    git_tree_entry_free(entry);
+    git_tree_free(top);
+    git_tree_free(tree);
+    return rc;
+}
+
 /* ---- reading files ----------------------------------------------------- */
 
 static int check_rel_path(const char *path, struct rv_error *err)

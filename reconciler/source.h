@@ -179,6 +179,14 @@ int source_changed_files(struct source *src, const git_oid *base, const git_oid 
 int source_list_spec_files(struct source *src, const git_oid *commit, struct source_file_list *list,
                            struct rv_error *err);
 
+/* Files called name (e.g. "PAUSED") directly in each folder directly below
+ * clusters/ at a commit: clusters/<folder>/<name>, regular files only,
+ * folders starting with '.' skipped, sorted by path. None (an empty list)
+ * when there is no clusters/. Errors: RV_ENOTFOUND, RV_ELIMIT (more than
+ * RV_SPEC_FILES_MAX), RV_EGIT, RV_ENOMEM. */
+int source_list_named_files(struct source *src, const git_oid *commit, const char *name,
+                            struct source_file_list *list, struct rv_error *err);
+
 /* Content of path at a commit, appended to out (cleared first). Errors:
  * RV_ENOTFOUND (no such file), RV_EINVAL (a directory, symlink or submodule;
  * a path that is absolute or has "." / ".." / empty components), RV_ELIMIT

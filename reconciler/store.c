@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "backups.h"
 #include "journal.h"
 #include "limits.h"
 
@@ -147,6 +148,7 @@ const struct db_migration store_migrations[] = {
     {"initial schema", store_schema_v1},
     {"plan pages", store_schema_v2},
     {"action journal", journal_schema_sql}, /* reconciler/journal.c */
+    {"backups", backups_schema_sql},        /* reconciler/backups.c */
 };
 const size_t store_migrations_len = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

@@ -19,6 +19,8 @@
  *   actions             (id, plan_id, idempotency_key UNIQUE, kind, cluster, node,
  *                        state, attempts, next_attempt_at, deadline, output, ...)
  *                       the executor's journal; the shape is reserved here
+ *   backup_specs, backup_records, backup_wal, backup_requests
+ *                       backups (migration 4, "backups", reconciler/backups.h)
  *
  * Schema changes are new migrations appended to store_migrations; a shipped
  * migration is never edited.

@@ -10,7 +10,10 @@ packages=(
   libsqlite3-dev libuv1-dev libh2o-dev libzstd-dev libcmocka-dev
   libpq-dev libmariadb-dev
   postgresql-15 postgresql-client-15   # engine adapter tests run real servers
+  mariadb-server mariadb-backup        # the MariaDB engine adapter tests run real servers
+  mariadb-client   # the agent clones MariaDB replicas with mariadb-dump | mariadb
   python3 lighttpd curl jq procps   # test scripts drive servers with curl and jq
+  sqlite3   # t0800 seeds agent tokens into a stopped reeve's dcs.db
   time hyperfine
 )
 
@@ -33,3 +36,10 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# reeve runs its own MariaDB servers; the packaged one (on 3306, in
+# /var/lib/mysql) is stopped and kept from starting at boot.
+if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then
+  $sudo service mariadb stop >/dev/null 2>&1 || true
+  $sudo update-rc.d mariadb disable >/dev/null 2>&1 || true
+  if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable mariadb >/dev/null 2>&1 || true; fi
+fi

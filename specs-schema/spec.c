@@ -23,6 +23,7 @@
 #include "crypto.h"
 #include "doc.h"
 #include "limits.h"
+#include "params.h"
 #include "policy.h"
 #include "schema.h"
 
@@ -726,6 +727,36 @@ static void check_cron(struct conv *cv, const struct doc_node *n, const char *fi
         cv_diag(cv, DIAG_ERROR, spec_pos_of(n), field, "%s", msg);
 }
 
+/* spec.parameters against the engine's catalog (params.h): an unknown or
+ * refused name is an error at its key, a value the engine would not take
+ * one at the value. Versions without a catalog are not checked. */
+static void check_parameters(struct conv *cv, const struct spec_cluster *c,
+                             const struct doc_node *map)
+{
+    char msg[RV_ERROR_MSG_MAX];
+    char field[RV_FIELD_PATH_MAX];
+    if (map == NULL || map->kind != DOC_MAP || params_catalog(c->engine, c->version) == NULL)
+        return;
+    for (size_t i = 0; i < map->u.map.len && i < c->nparameters; i++) {
+        const struct doc_pair *p = &map->u.map.items[i];
+        const struct spec_kv *kv = &c->parameters[i];
+        enum params_verdict v;
+        if (kv->key == NULL || kv->value == NULL)
+            continue;
+        v = params_check(c->engine, c->version, kv->key, kv->value, msg, sizeof(msg));
+        if (v == PARAMS_OK)
+            continue;
+        if (strchr(kv->key, '.'))
+            snprintf(field, sizeof(field), "parameters[\"%s\"]", kv->key);
+        else
+            snprintf(field, sizeof(field), "parameters.%s", kv->key);
+        cv_diag(cv, DIAG_ERROR,
+                (v == PARAMS_UNKNOWN || v == PARAMS_REFUSED) ? spec_pos_of(p->key)
+                                                             : spec_pos_of(p->value),
+                field, "%s", msg);
+    }
+}
+
 /* The checks a JSON Schema cannot express, on a converted cluster whose
  * document passed the schema. body gives the positions. */
 static void cluster_check(struct conv *cv, const struct spec_cluster *c,
@@ -778,6 +809,8 @@ static void cluster_check(struct conv *cv, const struct spec_cluster *c,
         cv_diag(cv, DIAG_ERROR, spec_pos_of(get(get(body, "maintenance"), "window")),
                 "maintenance.window", "%s", msg);
     }
+
+    check_parameters(cv, c, get(body, "parameters"));
 }
 
 /* ---------------------------------------------------------------- digest */

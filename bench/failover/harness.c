@@ -15,6 +15,20 @@
  *       "ok MS INDEX" (milliseconds from the first kill to the first
  *       committed insert, and which CONNINFO took it, from 0) and exits 0,
  *       or prints "timeout MS" and exits 1 after TIMEOUT_MS.
+ *
+ *   reeve-failover-bench writer ACKFILE CONNINFO...
+ *       Until SIGTERM or SIGINT: `INSERT INTO bench_acked VALUES (n)` with
+ *       n counting up from 1 (a new n for every attempt), on the node that
+ *       took the last write, else on each CONNINFO in turn. Every n whose
+ *       INSERT was acknowledged (autocommit, COMMAND_OK) is appended to
+ *       ACKFILE, one per line, flushed at once. No statement timeout: a
+ *       canceled wait for a synchronous standby is reported as success by
+ *       PostgreSQL, which is not a durable acknowledgement.
+ *
+ *   reeve-failover-bench check ACKFILE CONNINFO
+ *       Print "lost L of N": of the N ids in ACKFILE, the L absent from
+ *       bench_acked on CONNINFO (the current primary). Exit 0, or 1 when
+ *       the node cannot be read.
  */
 #include <errno.h>
 #include <signal.h>
@@ -243,12 +257,136 @@ static int cmd_probe(int argc, char **argv)
     return rc;
 }
 
+/* --- writer and check --- */
+
+static volatile sig_atomic_t writer_stop;
+
+static void on_writer_signal(int signum)
+{
+    (void)signum;
+    writer_stop = 1;
+}
+
+static bool insert_id(PGconn **c, const char *conninfo, long long id)
+{
+    char sql[96];
+    if (*c == NULL) {
+        char ci[1024];
+        snprintf(ci, sizeof ci, "%s connect_timeout=2", conninfo);
+        *c = PQconnectdb(ci);
+        if (PQstatus(*c) != CONNECTION_OK) {
+            PQfinish(*c);
+            *c = NULL;
+            return false;
+        }
+    }
+    snprintf(sql, sizeof sql, "INSERT INTO bench_acked VALUES (%lld)", id);
+    PGresult *res = PQexec(*c, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok && PQstatus(*c) != CONNECTION_OK) {
+        PQfinish(*c);
+        *c = NULL;
+    }
+    return ok;
+}
+
+static int cmd_writer(int argc, char **argv)
+{
+    if (argc < 3 || argc - 2 > PROBE_MAX) {
+        fprintf(stderr, "usage: reeve-failover-bench writer ACKFILE CONNINFO...\n");
+        return 2;
+    }
+    int n = argc - 2, cur = 0;
+    PGconn *conns[PROBE_MAX] = {0};
+    FILE *ack = fopen(argv[1], "a");
+    if (ack == NULL) {
+        fprintf(stderr, "writer: %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    signal(SIGTERM, on_writer_signal);
+    signal(SIGINT, on_writer_signal);
+    for (long long id = 1; !writer_stop; id++) {
+        if (insert_id(&conns[cur], argv[2 + cur], id)) {
+            fprintf(ack, "%lld\n", id);
+            fflush(ack);
+            sleep_ms(5);
+        } else {
+            cur = (cur + 1) % n;
+            sleep_ms(20);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        PQfinish(conns[i]);
+    return fclose(ack) == 0 ? 0 : 1;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: reeve-failover-bench check ACKFILE CONNINFO\n");
+        return 2;
+    }
+    char ci[1024], line[64];
+    snprintf(ci, sizeof ci, "%s connect_timeout=5", argv[2]);
+    PGconn *c = PQconnectdb(ci);
+    PGresult *res = NULL;
+    FILE *ack = fopen(argv[1], "r");
+    long long acked = 0, lost = 0;
+    int rc = 1;
+    if (ack == NULL || PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "check: cannot read %s or connect\n", argv[1]);
+        goto out;
+    }
+    /* The acknowledged ids go into a temporary table in one COPY. */
+    res = PQexec(c, "CREATE TEMP TABLE acked (id bigint)");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        goto out;
+    PQclear(res);
+    res = PQexec(c, "COPY acked FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        goto out;
+    while (fgets(line, sizeof line, ack) != NULL) {
+        if (PQputCopyData(c, line, (int)strlen(line)) != 1)
+            goto out;
+        acked++;
+    }
+    if (PQputCopyEnd(c, NULL) != 1)
+        goto out;
+    PQclear(res);
+    res = PQgetResult(c);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        goto out;
+    PQclear(res);
+    while ((res = PQgetResult(c)) != NULL)
+        PQclear(res);
+    res = PQexec(c, "SELECT count(*) FROM acked a WHERE NOT EXISTS"
+                    " (SELECT 1 FROM bench_acked b WHERE b.id = a.id)");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto out;
+    lost = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    printf("lost %lld of %lld\n", lost, acked);
+    rc = 0;
+out:
+    if (rc != 0)
+        fprintf(stderr, "check: %s", PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    if (ack != NULL)
+        fclose(ack);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "dcs") == 0)
         return cmd_dcs(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "probe") == 0)
         return cmd_probe(argc - 1, argv + 1);
-    fprintf(stderr, "usage: reeve-failover-bench dcs|probe ...\n");
+    if (argc >= 2 && strcmp(argv[1], "writer") == 0)
+        return cmd_writer(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    fprintf(stderr, "usage: reeve-failover-bench dcs|probe|writer|check ...\n");
     return 2;
 }

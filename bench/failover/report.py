@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """report.py OUT.json RUNS PATRONI_VERSION ETCD_VERSION PG_VERSION < results
 
-Reads "system ms" or "system fail reason" lines, prints the table and the
+Reads "system ms", "system fail reason" or "system lost LOST ACKED" lines, prints the table and the
 ratios, and writes OUT.json."""
 import datetime
 import json
@@ -11,6 +11,7 @@ import sys
 
 SETTINGS = {
     "reeve": "built-in DCS, ttl_ms 3000, tick_ms 300",
+    "reeve-sync": "as reeve, synchronous: 1, a writer counting acknowledged rows",
     "patroni-default": "etcd3, ttl 30, loop_wait 10, retry_timeout 10",
     "patroni-matched": "etcd3, ttl 5, loop_wait 1, retry_timeout 2",
     "patroni-floor": "etcd3, ttl 20, loop_wait 1, retry_timeout 3",
@@ -37,7 +38,10 @@ def main():
         if len(parts) < 2:
             continue
         s = systems.setdefault(parts[0], {"runs_ms": [], "failures": []})
-        if parts[1] == "fail":
+        if parts[1] == "lost" and len(parts) == 4:
+            s["acknowledged_writes"] = int(parts[3])
+            s["acknowledged_writes_lost"] = int(parts[2])
+        elif parts[1] == "fail":
             s["failures"].append(parts[2] if len(parts) > 2 else "unknown")
         else:
             s["runs_ms"].append(int(parts[1]))
@@ -54,6 +58,9 @@ def main():
             name, s["settings"], len(r),
             "%.0f" % s["median_ms"] if r else "-", s["max_ms"] if r else "-",
             s["min_ms"] if r else "-", ",".join(s["failures"]) or "none"))
+        if "acknowledged_writes" in s:
+            print("%-16s acknowledged writes lost: %d of %d" % (
+                name, s["acknowledged_writes_lost"], s["acknowledged_writes"]))
     ratios = {}
     reeve = systems.get("reeve", {})
     for peer in ("patroni-default", "patroni-matched", "patroni-floor"):

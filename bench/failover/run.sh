@@ -8,6 +8,12 @@
 # candidate every 20 ms). The old node's agent is then started again, it
 # rejoins as a replica, and the next run kills the new primary.
 #
+# reeve-sync is reeve with `synchronous: 1`, and a writer (harness
+# `writer`) inserting numbered rows all along, recording each acknowledged
+# one; after every heal the acknowledged rows missing on the current
+# primary are counted (harness `check`) and printed next to the timing
+# (expected: 0 lost).
+#
 # Environment: RUNS (10), SYSTEMS ("reeve patroni-default patroni-matched
 # patroni-floor"), RUN_TIMEOUT (60 s per failover and per heal),
 # TOTAL_TIMEOUT (1500 s: no run starts after it), FO_VERBOSE=1 to print the
@@ -19,7 +25,7 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 RUNS=${RUNS:-10}
-SYSTEMS=${SYSTEMS:-"reeve patroni-default patroni-matched patroni-floor"}
+SYSTEMS=${SYSTEMS:-"reeve reeve-sync patroni-default patroni-matched patroni-floor"}
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}
 TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-1500}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -145,19 +151,19 @@ dump_logs() {
 
 # --- reeve ---
 
-reeve_start_agent() {  # reeve_start_agent I
-    local i=$1
-    "$AGENT" -c "$base/reeve/n$i.yaml" >>"$base/reeve/n$i-agent.log" 2>&1 &
-    PIDS[reeve-n$i]=$!
+reeve_start_agent() {  # reeve_start_agent SYSTEM I
+    local sys=$1 i=$2
+    "$AGENT" -c "$base/$sys/n$i.yaml" >>"$base/$sys/n$i-agent.log" 2>&1 &
+    PIDS[$sys-n$i]=$!
 }
 
-reeve_setup() {
-    local d="$base/reeve" i port
+reeve_setup() {  # reeve_setup SYSTEM SYNCHRONOUS
+    local sys=$1 d="$base/$1" i port
     mkdir -p "$d"
     chown postgres:postgres "$d"
     chmod 0711 "$d"
     "$HARNESS" dcs "$d/port" "$d" bench fo n0 n1 n2 >"$d/dcs.log" 2>&1 &
-    PIDS[reeve-dcs]=$!
+    PIDS[$sys-dcs]=$!
     for _ in $(seq 100); do [ -f "$d/port" ] && break; sleep 0.1; done
     [ -f "$d/port" ] || die "the DCS harness did not start: $(cat "$d/dcs.log")"
     port=$(cat "$d/port")
@@ -175,6 +181,7 @@ registration_token: file:$d/n$i.token
 state_dir: $d/n$i-state
 ttl_ms: 3000
 tick_ms: 300
+synchronous: $2
 engine:
   type: postgresql
   bin_dir: $PG_BIN
@@ -186,15 +193,31 @@ engine:
   os_user: postgres
   no_sync: true
 EOF
-        reeve_start_agent "$i"
+        reeve_start_agent "$sys" "$i"
     done
 }
 
-reeve_teardown() {
+reeve_teardown() {  # reeve_teardown SYSTEM
     local i
-    for i in 0 1 2; do stop_pid "reeve-n$i"; done
-    stop_pid reeve-dcs
+    for i in 0 1 2; do stop_pid "$1-n$i"; done
+    stop_pid "$1-writer"
+    stop_pid "$1-dcs"
     stop_servers
+}
+
+# conninfo I: libpq connection string of node I.
+conninfo() { echo "host=${NODE_SOCKS[$1]} port=$NODE_PORT user=postgres dbname=postgres"; }
+
+# wait_sync_standby PRIM: until the primary has a synchronous standby (and
+# a tick more, for the agent to publish it), at most RUN_TIMEOUT.
+wait_sync_standby() {
+    local deadline=$(( $(date +%s) + RUN_TIMEOUT ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        [ "$(q "${NODE_SOCKS[$1]}" "$NODE_PORT" \
+            "select count(*) from pg_stat_replication where sync_state = 'sync'")" = 1 ] && break
+        sleep 0.2
+    done
+    sleep 0.7
 }
 
 # --- Patroni ---
@@ -295,11 +318,11 @@ patroni_teardown() {  # patroni_teardown SCOPE
 RESULTS=()  # "system ms" lines, or "system fail reason"
 
 bench_system() {  # bench_system SYSTEM
-    local sys=$1 prim i run out ms won cands pm ap logs=()
+    local sys=$1 prim i run out ms won cands pm ap p lost acked logs=()
     case "$sys" in
-    reeve)
-        reeve_setup
-        logs=("$base/reeve/n0-agent.log" "$base/reeve/n1-agent.log" "$base/reeve/n2-agent.log") ;;
+    reeve | reeve-sync)
+        reeve_setup "$sys" "$([ "$sys" = reeve-sync ] && echo 1 || echo 0)"
+        logs=("$base/$sys/n0-agent.log" "$base/$sys/n1-agent.log" "$base/$sys/n2-agent.log") ;;
     patroni-default)
         patroni_setup "$sys" 30 10 10
         logs=("$base/$sys/p0-patroni.log" "$base/$sys/p1-patroni.log" "$base/$sys/p2-patroni.log") ;;
@@ -319,6 +342,13 @@ bench_system() {  # bench_system SYSTEM
     fi
     q "${NODE_SOCKS[$prim]}" "$NODE_PORT" \
         "create table if not exists bench_failover (id bigserial primary key, t timestamptz not null default now())" >/dev/null
+    if [ "$sys" = reeve-sync ]; then
+        q "${NODE_SOCKS[$prim]}" "$NODE_PORT" "create table bench_acked (id bigint primary key)" >/dev/null
+        "$HARNESS" writer "$base/$sys/acked" "$(conninfo 0)" "$(conninfo 1)" "$(conninfo 2)" \
+            >"$base/$sys/writer.log" 2>&1 &
+        PIDS[$sys-writer]=$!
+        wait_sync_standby "$prim"
+    fi
     sleep 1
     for run in $(seq "$RUNS"); do
         if [ "$(elapsed)" -ge "$TOTAL_TIMEOUT" ]; then
@@ -329,7 +359,7 @@ bench_system() {  # bench_system SYSTEM
         for i in 0 1 2; do
             [ "$i" = "$prim" ] || cands+=("host=${NODE_SOCKS[$i]} port=$NODE_PORT user=postgres dbname=postgres")
         done
-        if [ "$sys" = reeve ]; then ap=${PIDS[reeve-n$prim]}; else ap=${PIDS[$sys-p$prim]}; fi
+        case "$sys" in reeve*) ap=${PIDS[$sys-n$prim]} ;; *) ap=${PIDS[$sys-p$prim]} ;; esac
         pm=$(head -1 "${DATA_DIRS[-3 + prim]}/postmaster.pid")
         won=
         if out=$("$HARNESS" probe $((RUN_TIMEOUT * 1000)) 20 "$ap,$pm" "${cands[@]}"); then
@@ -347,8 +377,8 @@ bench_system() {  # bench_system SYSTEM
         # (its checkpoint after promotion): a rewind against it before then
         # finds nothing to rewind (see README, caveats).
         new_primary_checkpointed "${won:-}" "$prim"
-        if [ "$sys" = reeve ]; then
-            stop_pid "reeve-n$prim"; reeve_start_agent "$prim"
+        if [ "${sys%-sync}" = reeve ]; then
+            stop_pid "$sys-n$prim"; reeve_start_agent "$sys" "$prim"
         else
             stop_pid "$sys-p$prim"; patroni_start_node "$sys" "$prim"
         fi
@@ -358,10 +388,26 @@ bench_system() {  # bench_system SYSTEM
             RESULTS+=("$sys fail heal")
             break
         fi
+        if [ "$sys" = reeve-sync ]; then
+            out=$("$HARNESS" check "$base/$sys/acked" "$(conninfo "$prim")") || out="check failed"
+            printf '%-16s run %2d  acknowledged writes %s\n' "$sys" "$run" "$out"
+            wait_sync_standby "$prim"
+        fi
         sleep 1
     done
+    if [ "$sys" = reeve-sync ]; then
+        stop_pid "$sys-writer"
+        if p=$(wait_healthy "$RUN_TIMEOUT") &&
+            out=$("$HARNESS" check "$base/$sys/acked" "$(conninfo "$p")"); then
+            read -r _ lost _ acked <<<"$out"
+            RESULTS+=("$sys lost $lost $acked")
+            echo "$sys: acknowledged writes lost across the failovers: $lost of $acked"
+        else
+            RESULTS+=("$sys fail check")
+        fi
+    fi
     case "$sys" in
-    reeve) reeve_teardown ;;
+    reeve | reeve-sync) reeve_teardown "$sys" ;;
     *) patroni_teardown "$sys" ;;
     esac
 }

@@ -22,13 +22,23 @@
 
 #define COMP "local"
 #define PG_DIR "/usr/lib/postgresql"
+/* MariaDB as Debian installs it: the server, and the tools' directory. */
+#define MDB_SERVER "/usr/sbin/mariadbd"
+#define MDB_BIN_DIR "/usr/bin"
 #define REGION "local"
 
 /* Fields reeve may set in agent.config and agent.config.engine; the rest
  * belong to this machine and are filled in here. */
-static const char *const config_fields[] = {"node",   "cluster", "reconciler",
-                                            "ttl_ms", "tick_ms", "max_lag_on_failover_bytes",
-                                            "engine", NULL};
+static const char *const config_fields[] = {"node",
+                                            "cluster",
+                                            "reconciler",
+                                            "ttl_ms",
+                                            "tick_ms",
+                                            "max_lag_on_failover_bytes",
+                                            "max_lag_on_failover_transactions",
+                                            "synchronous",
+                                            "engine",
+                                            NULL};
 static const char *const engine_fields[] = {
     "type", "parameters", "superuser", "replication_user", "no_sync", NULL};
 
@@ -210,12 +220,38 @@ static bool is_exe(const char *dir, const char *name)
     return n > 0 && (size_t)n < sizeof p && access(p, X_OK) == 0;
 }
 
+/* The installed MariaDB server's "major.minor" ("10.11") from `mariadbd
+ * --version`; "" when there is none. */
+static void mariadb_version(char *out, size_t cap)
+{
+    char line[256] = "";
+    unsigned major = 0, minor = 0;
+    out[0] = '\0';
+    if (access(MDB_SERVER, X_OK) != 0 || !is_exe(MDB_BIN_DIR, "mariadb-install-db"))
+        return;
+    FILE *f = popen(MDB_SERVER " --version 2>/dev/null", "r");
+    if (f == NULL)
+        return;
+    if (fgets(line, sizeof line, f) == NULL)
+        line[0] = '\0';
+    pclose(f);
+    const char *v = strstr(line, "Ver ");
+    if (v != NULL && sscanf(v + 4, "%u.%u", &major, &minor) == 2)
+        snprintf(out, cap, "%u.%u", major, minor);
+}
+
 static int images_load(struct local *l, struct rv_error *err)
 {
-    json_t *pg = json_object();
+    json_t *pg = json_object(), *mdb = json_object();
+    char mv[32];
     l->images = json_object();
-    if (pg == NULL || l->images == NULL || json_object_set_new(l->images, "postgresql", pg) != 0)
+    if (pg == NULL || mdb == NULL || l->images == NULL ||
+        json_object_set_new(l->images, "postgresql", pg) != 0 ||
+        json_object_set_new(l->images, "mariadb", mdb) != 0)
         return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    mariadb_version(mv, sizeof mv);
+    if (mv[0] != '\0')
+        json_object_set_new(mdb, mv, json_string(MDB_BIN_DIR));
     DIR *d = opendir(PG_DIR);
     if (d != NULL) {
         struct dirent *de;
@@ -241,40 +277,43 @@ static int images_load(struct local *l, struct rv_error *err)
     if (!json_is_object(cat)) {
         rc = rv_error_set(err, RV_EINVAL, false,
                           "REEVE_LOCAL_IMAGES '%s' must be a JSON object "
-                          "{\"postgresql\": {\"<version>\": \"<bin dir>\"}}",
+                          "{\"postgresql\"|\"mariadb\": {\"<version>\": \"<bin dir>\"}}",
                           file);
         goto out;
     }
     json_object_foreach(cat, engine, versions)
     {
-        if (strcmp(engine, "postgresql") != 0 || !json_is_object(versions)) {
+        bool is_mdb = strcmp(engine, "mariadb") == 0;
+        if ((strcmp(engine, "postgresql") != 0 && !is_mdb) || !json_is_object(versions)) {
             rc = rv_error_set(err, RV_EINVAL, false,
-                              "REEVE_LOCAL_IMAGES '%s': '%s' must be \"postgresql\" mapping "
-                              "versions to bin dirs (reeve-agent runs PostgreSQL only)",
+                              "REEVE_LOCAL_IMAGES '%s': '%s' must be \"postgresql\" or "
+                              "\"mariadb\" mapping versions to bin dirs",
                               file, engine);
             goto out;
         }
+        json_t *cat_of = json_object_get(l->images, engine);
         json_object_foreach(versions, version, bin)
         {
             const char *b = json_string_value(bin);
             if (version[0] == '\0' || strlen(version) > 32 || b == NULL || b[0] != '/' ||
                 strlen(b) >= RV_LOCAL_PATH_MAX / 2) {
                 rc = rv_error_set(err, RV_EINVAL, false,
-                                  "REEVE_LOCAL_IMAGES '%s': postgresql '%s' must map a version "
+                                  "REEVE_LOCAL_IMAGES '%s': %s '%s' must map a version "
                                   "to an absolute bin dir",
-                                  file, version);
+                                  file, engine, version);
                 goto out;
             }
-            if (!is_exe(b, "initdb") || !is_exe(b, "pg_ctl"))
-                log_warn(COMP, "image catalog: postgresql %s: no initdb/pg_ctl in '%s'", version,
-                         b);
-            if (json_object_size(pg) >= RV_LOCAL_IMAGES_MAX) {
+            if (is_mdb ? !is_exe(b, "mariadb-install-db")
+                       : (!is_exe(b, "initdb") || !is_exe(b, "pg_ctl")))
+                log_warn(COMP, "image catalog: %s %s: no %s in '%s'", engine, version,
+                         is_mdb ? "mariadb-install-db" : "initdb/pg_ctl", b);
+            if (json_object_size(cat_of) >= RV_LOCAL_IMAGES_MAX) {
                 rc = rv_error_set(err, RV_ELIMIT, false,
                                   "REEVE_LOCAL_IMAGES '%s' has more than %d versions", file,
                                   RV_LOCAL_IMAGES_MAX);
                 goto out;
             }
-            json_object_set(pg, version, bin);
+            json_object_set(cat_of, version, bin);
         }
     }
 out:
@@ -446,17 +485,52 @@ void local_release(struct local *l)
 
 json_t *local_describe(const struct local *l)
 {
-    json_t *engines = json_object(), *versions = json_array();
-    const char *v;
-    json_t *bin;
-    json_object_foreach(json_object_get(l->images, "postgresql"), v, bin)
+    json_t *engines = json_object();
+    const char *v, *name;
+    json_t *bin, *cat;
+    json_object_foreach(l->images, name, cat)
     {
-        (void)bin;
-        json_array_append_new(versions, json_string(v));
+        json_t *versions = json_array();
+        json_object_foreach(cat, v, bin)
+        {
+            (void)bin;
+            json_array_append_new(versions, json_string(v));
+        }
+        json_object_set_new(engines, name, versions);
     }
-    json_object_set_new(engines, "postgresql", versions);
     return json_pack("{s:s, s:s, s:[s], s:o}", "name", "local", "version", REEVE_VERSION, "regions",
                      REGION, "engines", engines);
+}
+
+/* --- engines --- */
+
+static bool is_mariadb(const json_t *r)
+{
+    const char *e = json_string_value(json_object_get(r, "engine"));
+    return e != NULL && strcmp(e, "mariadb") == 0;
+}
+
+static int db_port(const json_t *r)
+{
+    return is_mariadb(r) ? RV_LOCAL_MDB_PORT : RV_LOCAL_DB_PORT;
+}
+
+/* The user an instance's agent and server run as: MariaDB instances run as
+ * REEVE_LOCAL_MARIADB_USER (default mysql) when we are root and that user
+ * exists; everything else as l->user. *tmp holds the MariaDB variant. */
+static const struct local *run_user(const struct local *l, const json_t *r, struct local *tmp)
+{
+    if (!l->run_as || !is_mariadb(r))
+        return l;
+    const char *name = getenv("REEVE_LOCAL_MARIADB_USER");
+    struct passwd *pw = getpwnam(name != NULL && name[0] ? name : "mysql");
+    if (pw == NULL || pw->pw_uid == 0 || strlen(pw->pw_name) >= sizeof tmp->user)
+        return l;
+    *tmp = *l;
+    snprintf(tmp->user, sizeof tmp->user, "%s", pw->pw_name);
+    tmp->uid = pw->pw_uid;
+    tmp->gid = pw->pw_gid;
+    return tmp;
 }
 
 /* --- processes --- */
@@ -517,6 +591,25 @@ static pid_t postmaster_of(const char *data_dir)
         return -1;
     cwd[n] = '\0';
     return strcmp(cwd, data_dir) == 0 ? (pid_t)v : -1;
+}
+
+/* The mariadbd of data_dir when one runs: mariadbd.pid's pid, alive, a
+ * mariadbd started with data_dir's reeve.cnf (agent/engine_mariadb.c). */
+static pid_t mariadbd_of(const char *data_dir)
+{
+    char path[RV_LOCAL_PATH_MAX + 32], line[32] = "";
+    snprintf(path, sizeof path, "%s/mariadbd.pid", data_dir);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    if (fgets(line, sizeof line, f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    long v = strtol(line, NULL, 10);
+    snprintf(path, sizeof path, "%s/reeve.cnf", data_dir);
+    if (v <= 1 || v > 1L << 22 || !proc_matches((pid_t)v, "mariadbd", path))
+        return -1;
+    return (pid_t)v;
 }
 
 /* In a child: become the run-as user. */
@@ -723,7 +816,21 @@ static int stop_instance(const struct local *l, const json_t *r, int64_t wait_ms
         while (postmaster_of(data) > 0 && now_ms() < deadline)
             sleep_ms(50);
     }
-    if (agent_alive(l, r) || postmaster_of(data) > 0)
+    pid_t md = mariadbd_of(data);
+    if (md > 0) {
+        log_warn(COMP, "instance '%s': a server (pid %d) outlived its agent; stopping it", id,
+                 (int)md);
+        kill(md, SIGTERM);
+        int64_t deadline = now_ms() + RV_LOCAL_PG_STOP_WAIT_MS;
+        while (mariadbd_of(data) > 0 && now_ms() < deadline)
+            sleep_ms(50);
+        if (mariadbd_of(data) > 0)
+            kill(md, SIGKILL);
+        deadline = now_ms() + 2000;
+        while (mariadbd_of(data) > 0 && now_ms() < deadline)
+            sleep_ms(50);
+    }
+    if (agent_alive(l, r) || postmaster_of(data) > 0 || mariadbd_of(data) > 0)
         return rv_error_set(err, RV_ETIMEOUT, true,
                             "instance '%s' still has processes running; retry the delete", id);
     return 0;
@@ -745,8 +852,7 @@ static json_t *inst_view(const struct local *l, const json_t *r)
     json_t *v = json_object();
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         json_object_set(v, keys[i], json_object_get(r, keys[i]));
-    json_object_set_new(
-        v, "ports", json_pack("{s:i}", "db", RV_LOCAL_DB_PORT));
+    json_object_set_new(v, "ports", json_pack("{s:i}", "db", db_port(r)));
     json_object_set_new(v, "state", json_string(inst_state(l, r)));
     return v;
 }
@@ -971,9 +1077,13 @@ static int create_check(const json_t *params, const char **name, json_t **config
             return rc;
         }
         const char *type = json_string_value(json_object_get(eng, "type"));
-        if (json_object_get(eng, "type") != NULL && (type == NULL || strcmp(type, "postgresql")))
+        const char *want = str_param(params, "engine", 64);
+        if (json_object_get(eng, "type") != NULL &&
+            (type == NULL || want == NULL || strcmp(type, want) != 0))
             return rv_error_set(err, RV_EINVAL, false,
-                                "params.agent.config.engine.type must be 'postgresql'");
+                                "params.agent.config.engine.type must be the instance's engine "
+                                "('%s')",
+                                want != NULL ? want : "postgresql");
     }
     if (!json_is_object(*secrets))
         return rv_error_set(err, RV_EINVAL, false,
@@ -991,9 +1101,11 @@ static int create_check(const json_t *params, const char **name, json_t **config
 }
 
 /* Lay out <dir> and start the agent. */
-static int provision(pid_t *pid, struct local *l, const json_t *r, const json_t *config,
+static int provision(pid_t *pid, struct local *lp, const json_t *r, const json_t *config,
                      const json_t *secrets, struct rv_error *err)
 {
+    struct local tmp;
+    const struct local *l = run_user(lp, r, &tmp);
     const char *id = json_string_value(json_object_get(r, "id"));
     const char *sock = json_string_value(json_object_get(r, "sock"));
     char dir[RV_LOCAL_PATH_MAX], p[RV_LOCAL_PATH_MAX + 64], ref[RV_LOCAL_PATH_MAX + 80];
@@ -1022,16 +1134,16 @@ static int provision(pid_t *pid, struct local *l, const json_t *r, const json_t 
     }
     snprintf(p, sizeof p, "%s/state", dir);
     json_object_set_new(cfg, "state_dir", json_string(p));
-    json_object_set_new(eng, "type", json_string("postgresql"));
+    json_object_set(eng, "type", json_object_get(r, "engine"));
     json_object_set(eng, "bin_dir", json_object_get(r, "bin_dir"));
     snprintf(p, sizeof p, "%s/data", dir);
     json_object_set_new(eng, "data_dir", json_string(p));
     json_object_set(eng, "socket_dir", json_object_get(r, "sock"));
     json_object_set(eng, "listen_address", json_object_get(r, "address"));
-    json_object_set_new(eng, "port", json_integer(RV_LOCAL_DB_PORT));
+    json_object_set_new(eng, "port", json_integer(db_port(r)));
     json_object_set_new(eng, "os_user", json_string(l->user));
     json_object_set_new(eng, "allowed_cidr", json_string("127.0.0.0/8"));
-    snprintf(p, sizeof p, "%s/postgres.log", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, is_mariadb(r) ? "mariadb.err" : "postgres.log");
     json_object_set_new(eng, "log_file", json_string(p));
     text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
     if (text == NULL) {
@@ -1090,19 +1202,22 @@ int local_create(json_t **out, struct local *l, const json_t *params, const char
     const char *engine = str_param(params, "engine", 64);
     const char *version = str_param(params, "version", 64);
     const char *region = str_param(params, "region", 64);
-    if (strcmp(engine, "postgresql") != 0)
+    if (strcmp(engine, "postgresql") != 0 && strcmp(engine, "mariadb") != 0)
         return rv_error_set(err, RV_EINVAL, false,
                             "engine '%s' is not offered by the local provider; it runs "
-                            "postgresql only",
+                            "postgresql and mariadb",
                             engine);
     /* Every region is this machine: specs written for a region name
      * ("local-1", a cloud's name in a copied spec) run here unchanged. */
-    json_t *bin = json_object_get(json_object_get(l->images, "postgresql"), version);
+    json_t *bin = json_object_get(json_object_get(l->images, engine), version);
     if (bin == NULL)
         return rv_error_set(err, RV_EINVAL, false,
-                            "no binaries for postgresql %s in the image catalog; install "
-                            "postgresql-%s or add it to REEVE_LOCAL_IMAGES",
-                            version, version);
+                            "no binaries for %s %s in the image catalog; install "
+                            "%s or add it to REEVE_LOCAL_IMAGES",
+                            engine, version,
+                            strcmp(engine, "mariadb") == 0
+                                ? "mariadb-server (scripts/deps.sh)"
+                                : "the postgresql package of that version");
     const char *id;
     json_t *o;
     bool used[RV_LOCAL_INSTANCES_MAX] = {false};
@@ -1271,4 +1386,95 @@ static void reconcile_log(struct local *l)
                      "(delete it and let reeve create it again)",
                      id);
     }
+}
+
+/* --- upgrade_instance (capability "upgrade") --- */
+
+/* Point agent.json of the instance at bin. */
+static int agent_json_bin_dir(const struct local *l, const char *dir, const char *bin,
+                              struct rv_error *err)
+{
+    char p[RV_LOCAL_PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/agent.json", dir);
+    json_t *cfg = load_json_file(p, RV_LOCAL_STATE_FILE_MAX, err);
+    if (cfg == NULL)
+        return err->code;
+    json_t *eng = json_object_get(cfg, "engine");
+    int rc = 0;
+    char *text = NULL;
+    if (!json_is_object(eng) || json_object_set_new(eng, "bin_dir", json_string(bin)) != 0 ||
+        (text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
+        rc = rv_error_set(err, RV_EPARSE, false, "'%s' has no engine section", p);
+    if (rc == 0)
+        rc = write_file(p, text, strlen(text), 0600, l, err);
+    free(text);
+    json_decref(cfg);
+    return rc;
+}
+
+/* The instance's server runs the binaries of another catalog version from
+ * now on: its agent is stopped (fast shutdown of the server, the DCS
+ * session revoked), agent.json points at the new bin dir, and a new agent
+ * starts the server again with them, as the replica (or primary) it was. */
+int local_upgrade(json_t **out, struct local *l, const json_t *params, const char *key,
+                  int64_t deadline_ms, struct rv_error *err)
+{
+    json_t *entry;
+    int rc;
+    if ((rc = key_lookup(&entry, l, key, "upgrade_instance", err)) != 0 ||
+        (rc = check_only(params, (const char *const[]){"id", "version", NULL}, "params", err)) != 0)
+        return rc;
+    const char *id = str_param(params, "id", 256);
+    const char *version = str_param(params, "version", 64);
+    if (id == NULL || version == NULL)
+        return rv_error_set(err, RV_EINVAL, false,
+                            "params.id and params.version must be non-empty strings");
+    json_t *r = json_object_get(instances(l), id);
+    if (r == NULL)
+        return rv_error_set(err, RV_ENOTFOUND, false,
+                            "no instance '%s'; list_instances shows what exists", id);
+    if (entry != NULL) {
+        *out = json_pack("{s:o}", "instance", inst_view(l, r));
+        return 0;
+    }
+    const char *engine = is_mariadb(r) ? "mariadb" : "postgresql";
+    json_t *bin = json_object_get(json_object_get(l->images, engine), version);
+    if (!json_is_string(bin))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "no binaries for %s %s in the image catalog; install %s%s or add it "
+                            "to REEVE_LOCAL_IMAGES",
+                            engine, version, is_mariadb(r) ? "mariadb-server " : "postgresql-",
+                            version);
+    const char *was = json_string_value(json_object_get(r, "version"));
+    char dir[RV_LOCAL_PATH_MAX];
+    inst_dir(dir, sizeof dir, l, id);
+    int64_t wait = deadline_ms - RV_LOCAL_PG_STOP_WAIT_MS - 4000;
+    if (wait > RV_LOCAL_STOP_WAIT_MS)
+        wait = RV_LOCAL_STOP_WAIT_MS;
+    if (wait < 1000)
+        wait = 1000;
+    log_info(COMP, "instance '%s': %s %s -> %s ('%s')", id, engine, was, version,
+             json_string_value(bin));
+    if ((rc = stop_instance(l, r, wait, err)) != 0 ||
+        (rc = agent_json_bin_dir(l, dir, json_string_value(bin), err)) != 0)
+        return rc;
+    json_object_set_new(r, "version", json_string(version));
+    json_object_set(r, "bin_dir", bin);
+    if ((rc = state_save(l, err)) != 0)
+        return rc;
+    pid_t pid = 0;
+    if ((rc = spawn_agent(&pid, l, dir, err)) != 0)
+        return rc;
+    json_object_set_new(r, "pid", json_integer(pid));
+    char p[RV_LOCAL_PATH_MAX + 16], pidtext[32];
+    snprintf(p, sizeof p, "%s/agent.pid", dir);
+    snprintf(pidtext, sizeof pidtext, "%d\n", (int)pid);
+    if (write_file(p, pidtext, strlen(pidtext), 0644, NULL, err) != 0)
+        log_warn(COMP, "instance '%s': %s", id, err->msg);
+    key_record(l, key, "upgrade_instance", id, NULL);
+    if ((rc = state_save(l, err)) != 0)
+        return rc;
+    log_info(COMP, "instance '%s': agent %d started with %s %s", id, (int)pid, engine, version);
+    *out = json_pack("{s:o}", "instance", inst_view(l, r));
+    return 0;
 }

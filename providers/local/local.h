@@ -56,5 +56,9 @@ int local_delete(json_t **out, struct local *l, const json_t *params, const char
                  int64_t deadline_ms, struct rv_error *err);
 int local_resize(json_t **out, struct local *l, const json_t *params, const char *key,
                  struct rv_error *err);
+/* upgrade_instance {id, version} (capability "upgrade"): restart the
+ * instance's agent and server with the catalog's binaries of version. */
+int local_upgrade(json_t **out, struct local *l, const json_t *params, const char *key,
+                  int64_t deadline_ms, struct rv_error *err);
 
 #endif

@@ -138,8 +138,9 @@ static int handshake(struct local *l, const char *line, size_t len)
     }
     json_t *caps = json_array();
     json_array_foreach(json_object_get(hello, "capabilities"), i,
-                       v) if (json_is_string(v) && strcmp(json_string_value(v), "resize") == 0)
-        json_array_append_new(caps, json_string("resize"));
+                       v) if (json_is_string(v) && (strcmp(json_string_value(v), "resize") == 0 ||
+                                                   strcmp(json_string_value(v), "upgrade") == 0))
+        json_array_append_new(caps, json_string(json_string_value(v)));
     json_t *ans = json_pack("{s:s, s:i, s:o, s:o}", "type", "hello", "protocol_version", 1,
                             "capabilities", caps, "describe", local_describe(l));
     rc = ans != NULL ? send_frame(ans) : -1;
@@ -214,6 +215,8 @@ static int dispatch(json_t **out, struct local *l, const json_t *req, struct rv_
         return local_delete(out, l, params, key, deadline, err);
     if (strcmp(m, "resize_instance") == 0)
         return local_resize(out, l, params, key, err);
+    if (strcmp(m, "upgrade_instance") == 0)
+        return local_upgrade(out, l, params, key, deadline, err);
     return rv_error_set(err, RV_EINVAL, false,
                         "method '%.64s' is not offered by the local provider (no volumes)", m);
 }

@@ -19,6 +19,7 @@
  * the old primary's agent restarts and rejoins by rewind, and a graceful
  * stop of the new primary hands leadership back.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <libpq-fe.h>
@@ -73,8 +74,9 @@ struct fixture {
     int port;
     struct recon r;
     struct dcs_client obs;
-    struct node a, b;
-    char tok[3][AGENTAPI_TOKEN_HEX_SIZE];
+    struct node a, b, c;
+    char tok[4][AGENTAPI_TOKEN_HEX_SIZE];
+    void (*run)(struct fixture *f);
     pthread_t thread;
     char failure[512]; /* set by the scenario thread */
 };
@@ -107,10 +109,11 @@ static void write_text(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+/* extra: more root fields of the configuration ("" for none). */
 static void node_prepare(struct fixture *f, struct node *n, const char *name, const char *addr,
-                         const char *reg)
+                         const char *reg, const char *extra)
 {
-    char tokpath[300], text[2048];
+    char tokpath[300], text[8192];
     n->name = name;
     snprintf(n->addr, sizeof n->addr, "%s", addr);
     snprintf(n->data, sizeof n->data, "%s/%s-data", f->base, name);
@@ -140,9 +143,10 @@ static void node_prepare(struct fixture *f, struct node *n, const char *name, co
              "  os_user: postgres\n"
              "  no_sync: true\n"
              "  parameters:\n"
-             "    wal_retrieve_retry_interval: 200ms\n",
+             "    wal_retrieve_retry_interval: 200ms\n"
+             "%s",
              name, (unsigned)f->r.port, tokpath, n->state, TTL_MS, PG_BIN, n->data, n->sock, addr,
-             f->port);
+             f->port, extra);
     write_text(n->cfg, text);
     struct pg_engine_config pc = {
         .bin_dir = PG_BIN,
@@ -591,7 +595,7 @@ static void scenario(struct fixture *f)
 static void *scenario_main(void *arg)
 {
     struct fixture *f = arg;
-    scenario(f);
+    f->run(f);
     uv_async_send(&f->r.stop);
     return NULL;
 }
@@ -620,10 +624,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    struct node *nodes[] = {&f->a, &f->b};
+    struct node *nodes[] = {&f->a, &f->b, &f->c};
     bool failed = false;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         struct node *n = nodes[i];
+        if (n->name == NULL)
+            continue;
         if (n->pid > 0) {
             failed = true;
             kill(n->pid, SIGKILL);
@@ -662,9 +668,406 @@ static void test_bootstrap_and_failover(void **state)
     if (recon_start(&f->r, f->tok, "test", "pg", nodes, 3, &rerr) != 0)
         fail_msg("reconciler: %s", rerr.msg);
     assert_int_equal(dcs_client_init(&f->obs, "http://127.0.0.1:1", 5000, &err), 0);
-    node_prepare(f, &f->a, "node-a", "127.0.20.1", f->tok[0]);
-    node_prepare(f, &f->b, "node-b", "127.0.20.2", f->tok[1]);
+    node_prepare(f, &f->a, "node-a", "127.0.20.1", f->tok[0], "");
+    node_prepare(f, &f->b, "node-b", "127.0.20.2", f->tok[1], "");
     setenv("REEVE_TEST_REPL_PASSWORD", "r3pl'pass", 1);
+    f->run = scenario;
+    assert_int_equal(pthread_create(&f->thread, NULL, scenario_main, f), 0);
+    recon_run_and_free(&f->r);
+    pthread_join(f->thread, NULL);
+    assert_true(f->r.closed);
+    if (f->failure[0] != '\0')
+        fail_msg("%s", f->failure);
+}
+
+/* --- handlers, synchronous replication, re-clone --- */
+
+static bool file_has(const char *path, const char *needle)
+{
+    char buf[65536];
+    FILE *in = fopen(path, "r");
+    if (in == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, in);
+    fclose(in);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* The env file a handler wrote for node and event. */
+static void env_path(char *out, size_t cap, const struct fixture *f, const struct node *n,
+                     const char *event)
+{
+    snprintf(out, cap, "%s/%s.%s.env", f->base, n->name, event);
+}
+
+static bool env_has(const struct fixture *f, const struct node *n, const char *event,
+                    const char *line)
+{
+    char path[300], want[512];
+    env_path(path, sizeof path, f, n, event);
+    snprintf(want, sizeof want, "%s\n", line);
+    return file_has(path, want);
+}
+
+/* Handlers run after the step they belong to: give them a moment. */
+static bool wait_env(const struct fixture *f, const struct node *n, const char *event,
+                     const char *line, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    while (!env_has(f, n, event, line)) {
+        if (now_ms() > deadline)
+            return false;
+        sleep_ms(50);
+    }
+    return true;
+}
+
+static bool log_has(const struct node *n, const char *needle)
+{
+    return file_has(n->log, needle);
+}
+
+/* Wait until the sync key names exactly one member, that member is a
+ * streaming replica, and p's synchronous_standby_names names it. */
+static bool wait_sync(struct fixture *f, const struct node *p, char *member, size_t cap, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        json_t *v = dcs_value(f, "/clusters/test/pg/sync");
+        json_t *m = json_object_get(v, "members");
+        const char *lead = json_string_value(json_object_get(v, "leader"));
+        bool one = json_array_size(m) == 1 && lead != NULL && strcmp(lead, p->name) == 0;
+        if (one)
+            snprintf(member, cap, "%s", json_string_value(json_array_get(m, 0)));
+        json_decref(v);
+        char got[256] = "", want[128];
+        if (one) {
+            snprintf(want, sizeof want, "FIRST 1 (\"%s\")", member);
+            if (sql(p, f->port, "SHOW synchronous_standby_names", got, sizeof got) &&
+                strcmp(got, want) == 0)
+                return true;
+        }
+        sleep_ms(100);
+    }
+    return false;
+}
+
+static struct node *by_name(struct fixture *f, const char *name)
+{
+    struct node *all[] = {&f->a, &f->b, &f->c};
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(all[i]->name, name) == 0)
+            return all[i];
+    return NULL;
+}
+
+static int count_failed_dirs(const struct fixture *f, const struct node *n)
+{
+    char path[300];
+    int found = 0;
+    DIR *d = opendir(f->base);
+    struct dirent *de;
+    snprintf(path, sizeof path, "%s-data.failed-", n->name);
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, path, strlen(path)) == 0)
+            found++;
+    closedir(d);
+    return found;
+}
+
+static void scenario_sync(struct fixture *f)
+{
+    char leader[64] = "", member[64] = "", v[256] = "", line[300], path[300];
+    struct rv_error err = {0};
+    struct node *all[] = {&f->a, &f->b, &f->c};
+    snprintf(f->obs.url, sizeof f->obs.url, "http://127.0.0.1:%u", (unsigned)f->r.port);
+    if (dcs_client_register(&f->obs, f->tok[3], "test/pg", "observer", "127.0.0.1:1", &err) != 0)
+        FAIL("observer register: %.400s", err.msg);
+
+    /* preStart fails until the "volume" is there: nothing is initialized
+     * or cloned, and the handler's output is in the log. */
+    int64_t t0 = now_ms();
+    for (size_t i = 0; i < 3; i++)
+        CHECK(node_spawn(all[i]));
+    sleep_ms(1500);
+    for (size_t i = 0; i < 3; i++) {
+        if (!log_has(all[i], "preStart handler failed (exit 3): the volume is not mounted yet"))
+            FAIL("%s: no preStart failure in the log", all[i]->name);
+        CHECK(access(all[i]->data, F_OK) != 0);
+        CHECK(env_has(f, all[i], "preStart", "REEVE_EVENT=preStart"));
+    }
+    json_t *none = dcs_value(f, "/clusters/test/pg/leader");
+    CHECK(none == NULL);
+    json_decref(none);
+    snprintf(path, sizeof path, "%s/go", f->base);
+    write_text(path, "");
+    if (!wait_leader(f, NULL, leader, sizeof leader, BOOT_WAIT_MS))
+        FAIL("no leader within %d ms once preStart passes", BOOT_WAIT_MS);
+    struct node *p = by_name(f, leader);
+    CHECK(p != NULL);
+    for (size_t i = 0; i < 3; i++)
+        if (all[i] != p && !wait_node(f, all[i]->name, "replica", true, BOOT_WAIT_MS))
+            FAIL("%s should be a streaming replica of %s", all[i]->name, p->name);
+    fprintf(stderr, "sync: %s leads, two replicas stream %lld ms after start\n", p->name,
+            (long long)(now_ms() - t0));
+
+    /* The handlers' environment. */
+    struct node *any = &f->a;
+    CHECK(env_has(f, any, "preStart", "REEVE_CLUSTER=test/pg"));
+    CHECK(env_has(f, any, "preStart", "REEVE_NODE=node-a"));
+    CHECK(env_has(f, any, "preStart", "REEVE_ROLE="));
+    snprintf(line, sizeof line, "REEVE_DATA_DIR=%s", any->data);
+    CHECK(env_has(f, any, "preStart", line));
+    snprintf(line, sizeof line, "REEVE_PORT=%d", f->port);
+    CHECK(env_has(f, any, "preStart", line));
+    CHECK(env_has(f, any, "preStart", "REEVE_LISTEN_ADDRESS=127.0.20.1"));
+    env_path(path, sizeof path, f, any, "preStart");
+    CHECK(!file_has(path, "REEVE_TEST_REPL_PASSWORD"));
+    CHECK(wait_env(f, p, "onChange", "REEVE_NEW_ROLE=primary", REPL_WAIT_MS));
+    CHECK(env_has(f, p, "onChange", "REEVE_EVENT=onChange"));
+    CHECK(env_has(f, p, "onChange", "REEVE_OLD_ROLE="));
+    CHECK(env_has(f, p, "onChange", "REEVE_NEW_ROLE=primary"));
+    snprintf(line, sizeof line, "REEVE_PRIMARY=%s:%d", p->addr, f->port);
+    CHECK(env_has(f, p, "onChange", line));
+    for (size_t i = 0; i < 3; i++)
+        if (all[i] != p) {
+            CHECK(wait_env(f, all[i], "onChange", "REEVE_NEW_ROLE=replica", REPL_WAIT_MS));
+            CHECK(env_has(f, all[i], "onChange", line));
+        }
+
+    /* One synchronous standby, published before it is live. */
+    if (!wait_sync(f, p, member, sizeof member, REPL_WAIT_MS))
+        FAIL("%s did not get one published, live synchronous standby", p->name);
+    struct node *s = by_name(f, member);
+    CHECK(s != NULL && s != p);
+    struct node *async = NULL;
+    for (size_t i = 0; i < 3; i++)
+        if (all[i] != p && all[i] != s)
+            async = all[i];
+    fprintf(stderr, "sync: %s is the synchronous standby, %s is asynchronous\n", s->name,
+            async->name);
+    /* A failing health command makes a node unhealthy, a passing one
+     * healthy again. */
+    char sick[300], key[128];
+    snprintf(sick, sizeof sick, "%s/%s.sick", f->base, async->name);
+    snprintf(key, sizeof key, "/clusters/test/pg/nodes/%s", async->name);
+    write_text(sick, "");
+    bool unhealthy = false;
+    for (int64_t end = now_ms() + REPL_WAIT_MS; !unhealthy && now_ms() < end; sleep_ms(100)) {
+        json_t *nv = dcs_value(f, key);
+        unhealthy = json_is_false(json_object_get(nv, "healthy"));
+        json_decref(nv);
+    }
+    CHECK(unhealthy);
+    CHECK(log_has(async, "the health handler failed: reporting this node unhealthy"));
+    CHECK(env_has(f, async, "health", "REEVE_ROLE=replica"));
+    CHECK(unlink(sick) == 0);
+    CHECK(wait_node(f, async->name, "replica", true, REPL_WAIT_MS));
+    /* An acknowledged commit, then the primary dies at once; the
+     * synchronous standby's agent is frozen too: the asynchronous replica
+     * must not take over. */
+    CHECK(sql(p, f->port, "CREATE TABLE t (x int); INSERT INTO t VALUES (77)", NULL, 0));
+    pid_t pm = postmaster_pid(p);
+    CHECK(pm > 0);
+    int64_t t_kill = now_ms();
+    CHECK(kill(p->pid, SIGSTOP) == 0);
+    CHECK(kill(pm, SIGKILL) == 0);
+    CHECK(kill(s->pid, SIGSTOP) == 0);
+    while (now_ms() < t_kill + 2 * TTL_MS) {
+        json_t *lv = dcs_value(f, "/clusters/test/pg/leader");
+        const char *n = json_string_value(json_object_get(lv, "node"));
+        bool bad = n != NULL && strcmp(n, async->name) == 0;
+        json_decref(lv);
+        if (bad)
+            FAIL("the asynchronous replica %s took the leader key", async->name);
+        sleep_ms(100);
+    }
+    CHECK(log_has(async, "not one of the 1 synchronous standby(s)"));
+    CHECK(sql(async, f->port, "SELECT pg_is_in_recovery()", v, sizeof v));
+    CHECK(strcmp(v, "t") == 0);
+    /* Thawed, the synchronous standby takes over with the row. */
+    CHECK(kill(s->pid, SIGCONT) == 0);
+    if (!wait_leader(f, p->name, leader, sizeof leader, FAILOVER_WAIT_MS))
+        FAIL("no new leader after the synchronous standby thawed");
+    CHECK(strcmp(leader, s->name) == 0);
+    if (!wait_value(s, f->port, "SELECT pg_is_in_recovery()", "f", REPL_WAIT_MS))
+        FAIL("%s was not promoted", s->name);
+    CHECK(sql(s, f->port, "SELECT max(x) FROM t", v, sizeof v));
+    CHECK(strcmp(v, "77") == 0);
+    CHECK(wait_env(f, s, "onChange", "REEVE_NEW_ROLE=primary", REPL_WAIT_MS));
+    CHECK(env_has(f, s, "onChange", "REEVE_OLD_ROLE=replica"));
+    if (!wait_node(f, async->name, "replica", true, BOOT_WAIT_MS))
+        FAIL("%s did not follow the new primary %s", async->name, s->name);
+    CHECK(sql(s, f->port, "INSERT INTO t VALUES (78)", NULL, 0));
+    fprintf(stderr, "sync: %s promoted with the acknowledged row, %lld ms after the kill\n",
+            s->name, (long long)(now_ms() - t_kill));
+
+    /* The old primary's data directory is crashed and holds
+     * standby.signal (what a watchdog's SIGQUIT leaves): rewind fails, so
+     * it is moved aside and the node is cloned afresh. */
+    kill(p->pid, SIGKILL);
+    node_reap(p, 5000);
+    snprintf(path, sizeof path, "%s/standby.signal", p->data);
+    write_text(path, "");
+    CHECK(chown(path, postmaster_uid(p), (gid_t)-1) == 0 || geteuid() != 0);
+    int64_t t_rejoin = now_ms();
+    CHECK(node_spawn(p));
+    if (!wait_node(f, p->name, "replica", true, BOOT_WAIT_MS))
+        FAIL("the old primary %s did not rejoin as a streaming replica", p->name);
+    if (!wait_value(p, f->port, "SELECT max(x) FROM t", "78", REPL_WAIT_MS))
+        FAIL("the re-cloned %s does not see the new primary's write", p->name);
+    CHECK(log_has(p, "rewind cannot help"));
+    CHECK(log_has(p, "moved the old data directory to"));
+    CHECK(count_failed_dirs(f, p) == 1);
+    fprintf(stderr, "re-clone: %s streams again %lld ms after its agent restarted\n", p->name,
+            (long long)(now_ms() - t_rejoin));
+
+    /* preStop and postStop on a graceful stop. */
+    kill(async->pid, SIGTERM);
+    int st = node_reap(async, 20000);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(env_has(f, async, "preStop", "REEVE_ROLE=replica"));
+    CHECK(env_has(f, async, "postStop", "REEVE_EVENT=postStop"));
+    for (size_t i = 0; i < 3; i++) {
+        if (all[i]->pid <= 0)
+            continue;
+        kill(all[i]->pid, SIGTERM);
+        st = node_reap(all[i], 20000);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+}
+
+static void test_sync_handlers_reclone(void **state)
+{
+    struct fixture *f = *state;
+    if (!have_pg() || getenv("REEVE_AGENT_BIN") == NULL) {
+        fprintf(stderr, "skipped: needs PostgreSQL 15 in " PG_BIN " and REEVE_AGENT_BIN\n");
+        skip();
+    }
+    static const char *const nodes[] = {"node-a", "node-b", "node-c", "observer"};
+    static const char hook[] =
+        "#!/bin/sh\n"
+        "env | grep '^REEVE_' | sort > \"$1/$REEVE_NODE.$REEVE_EVENT.env\"\n"
+        "if [ \"$REEVE_EVENT\" = preStart ] && [ ! -f \"$1/go\" ]; then\n"
+        "  echo 'the volume is not mounted yet'; exit 3\n"
+        "fi\n"
+        "if [ \"$REEVE_EVENT\" = health ] && [ -f \"$1/$REEVE_NODE.sick\" ]; then\n"
+        "  echo 'probe failed'; exit 1\n"
+        "fi\n";
+    char hookpath[128], extra[4096], cmd[512];
+    struct rv_error err = {0};
+    struct rv_error rerr = {0};
+    if (recon_start(&f->r, f->tok, "test", "pg", nodes, 4, &rerr) != 0)
+        fail_msg("reconciler: %s", rerr.msg);
+    assert_int_equal(dcs_client_init(&f->obs, "http://127.0.0.1:1", 5000, &err), 0);
+    snprintf(hookpath, sizeof hookpath, "%s/hook.sh", f->base);
+    write_text(hookpath, hook);
+    snprintf(cmd, sizeof cmd, "{command: [/bin/sh, %s, %s], timeout_ms: 5000}", hookpath, f->base);
+    snprintf(extra, sizeof extra,
+             "synchronous: 1\n"
+             "handlers:\n"
+             "  preStart: %s\n"
+             "  onChange: %s\n"
+             "  preStop: %s\n"
+             "  postStop: %s\n"
+             "  health: %s\n",
+             cmd, cmd, cmd, cmd, cmd);
+    node_prepare(f, &f->a, "node-a", "127.0.20.1", f->tok[0], extra);
+    node_prepare(f, &f->b, "node-b", "127.0.20.2", f->tok[1], extra);
+    node_prepare(f, &f->c, "node-c", "127.0.20.3", f->tok[2], extra);
+    setenv("REEVE_TEST_REPL_PASSWORD", "r3pl'pass", 1);
+    f->run = scenario_sync;
+    assert_int_equal(pthread_create(&f->thread, NULL, scenario_main, f), 0);
+    recon_run_and_free(&f->r);
+    pthread_join(f->thread, NULL);
+    assert_true(f->r.closed);
+    if (f->failure[0] != '\0')
+        fail_msg("%s", f->failure);
+}
+
+/* --- least lag first --- */
+
+/* Three asynchronous nodes; the replica with the smaller name stops
+ * receiving WAL (its walreceiver is stopped), the primary writes more and
+ * dies: the other replica, which holds more WAL, must take over. */
+static void scenario_lag(struct fixture *f)
+{
+    char leader[64] = "", v[64] = "";
+    struct rv_error err = {0};
+    struct node *all[] = {&f->a, &f->b, &f->c};
+    snprintf(f->obs.url, sizeof f->obs.url, "http://127.0.0.1:%u", (unsigned)f->r.port);
+    if (dcs_client_register(&f->obs, f->tok[3], "test/pg", "observer", "127.0.0.1:1", &err) != 0)
+        FAIL("observer register: %.400s", err.msg);
+    for (size_t i = 0; i < 3; i++)
+        CHECK(node_spawn(all[i]));
+    if (!wait_leader(f, NULL, leader, sizeof leader, BOOT_WAIT_MS))
+        FAIL("no leader within %d ms", BOOT_WAIT_MS);
+    struct node *p = by_name(f, leader), *slow = NULL, *fast = NULL;
+    CHECK(p != NULL);
+    for (size_t i = 0; i < 3; i++) {
+        if (all[i] == p)
+            continue;
+        if (!wait_node(f, all[i]->name, "replica", true, BOOT_WAIT_MS))
+            FAIL("%s should be a streaming replica of %s", all[i]->name, p->name);
+        if (slow == NULL)
+            slow = all[i];
+        else
+            fast = all[i];
+    }
+    CHECK(sql(p, f->port, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)", NULL, 0));
+    CHECK(wait_value(slow, f->port, "SELECT count(*) FROM t", "1", REPL_WAIT_MS));
+    CHECK(sql(slow, f->port, "SELECT pid FROM pg_stat_wal_receiver", v, sizeof v));
+    pid_t wr = (pid_t)strtol(v, NULL, 10);
+    CHECK(wr > 1 && kill(wr, SIGSTOP) == 0);
+    CHECK(sql(p, f->port, "INSERT INTO t SELECT generate_series(2, 1000)", NULL, 0));
+    bool ok = wait_value(fast, f->port, "SELECT count(*) FROM t", "1000", REPL_WAIT_MS);
+    pid_t pm = postmaster_pid(p);
+    if (ok && pm > 0) {
+        sleep_ms(2 * 300); /* a tick or two: every node has published */
+        CHECK(kill(p->pid, SIGSTOP) == 0);
+        CHECK(kill(pm, SIGKILL) == 0);
+        ok = wait_leader(f, p->name, leader, sizeof leader, FAILOVER_WAIT_MS);
+    }
+    kill(wr, SIGCONT);
+    CHECK(ok);
+    if (strcmp(leader, fast->name) != 0)
+        FAIL("%s (behind) took the key instead of %s", leader, fast->name);
+    CHECK(wait_value(fast, f->port, "SELECT pg_is_in_recovery()", "f", REPL_WAIT_MS));
+    CHECK(log_has(slow, "replica(s) have more WAL: racing in"));
+    fprintf(stderr, "least lag: %s (ahead) took over, %s (behind) waited\n", fast->name,
+            slow->name);
+    kill(p->pid, SIGKILL);
+    node_reap(p, 5000);
+    for (size_t i = 0; i < 3; i++) {
+        if (all[i]->pid <= 0)
+            continue;
+        kill(all[i]->pid, SIGTERM);
+        int st = node_reap(all[i], 20000);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+}
+
+static void test_least_lag(void **state)
+{
+    struct fixture *f = *state;
+    if (!have_pg() || getenv("REEVE_AGENT_BIN") == NULL) {
+        fprintf(stderr, "skipped: needs PostgreSQL 15 in " PG_BIN " and REEVE_AGENT_BIN\n");
+        skip();
+    }
+    static const char *const nodes[] = {"node-a", "node-b", "node-c", "observer"};
+    struct rv_error err = {0};
+    struct rv_error rerr = {0};
+    if (recon_start(&f->r, f->tok, "test", "pg", nodes, 4, &rerr) != 0)
+        fail_msg("reconciler: %s", rerr.msg);
+    assert_int_equal(dcs_client_init(&f->obs, "http://127.0.0.1:1", 5000, &err), 0);
+    node_prepare(f, &f->a, "node-a", "127.0.20.1", f->tok[0], "");
+    node_prepare(f, &f->b, "node-b", "127.0.20.2", f->tok[1], "");
+    node_prepare(f, &f->c, "node-c", "127.0.20.3", f->tok[2], "");
+    setenv("REEVE_TEST_REPL_PASSWORD", "r3pl'pass", 1);
+    f->run = scenario_lag;
     assert_int_equal(pthread_create(&f->thread, NULL, scenario_main, f), 0);
     recon_run_and_free(&f->r);
     pthread_join(f->thread, NULL);
@@ -773,6 +1176,61 @@ static void test_config(void **state)
     assert_null(strstr(text, "plain"));
     diag_list_release(&d);
     unlink(path);
+
+    /* Handlers and synchronous standbys. */
+    static const char base[] = "node: n\n"
+                               "cluster: a/b\n"
+                               "reconciler: http://127.0.0.1:1\n"
+                               "state_dir: /s\n"
+                               "engine: {type: postgresql, bin_dir: /b, data_dir: /d,"
+                               " socket_dir: /k, listen_address: 127.0.0.1,"
+                               " replication_password: env:REEVE_TEST_PW}\n";
+    snprintf(text, sizeof text,
+             "%ssynchronous: 2\n"
+             "handlers:\n"
+             "  health: {command: [/usr/bin/probe, --quick], timeout_ms: 2500}\n"
+             "  preStop: {command: [/bin/true]}\n",
+             base);
+    path = config_file(text);
+    diag_list_init(&d);
+    assert_int_equal(agent_config_load(&c, path, &d), 0);
+    assert_int_equal(c.synchronous, 2);
+    assert_int_equal(c.handlers[AGENT_EV_HEALTH].argc, 2);
+    assert_string_equal(c.handlers[AGENT_EV_HEALTH].argv[1], "--quick");
+    assert_null(c.handlers[AGENT_EV_HEALTH].argv[2]);
+    assert_int_equal(c.handlers[AGENT_EV_HEALTH].timeout_ms, 2500);
+    assert_int_equal(c.handlers[AGENT_EV_PRESTOP].timeout_ms, RV_AGENT_HANDLER_TIMEOUT_DEFAULT_MS);
+    assert_null(c.handlers[AGENT_EV_PRESTART].argv);
+    agent_config_release(&c);
+    diag_list_release(&d);
+    unlink(path);
+
+    snprintf(text, sizeof text,
+             "%ssynchronous: 99\n"
+             "handlers:\n"
+             "  preStart: {command: [bin/check], timeout_ms: 5}\n"
+             "  health: {command: /bin/probe}\n"
+             "  onChange: {timeout_ms: 1000}\n"
+             "  onStart: {command: [/bin/true]}\n",
+             base);
+    path = config_file(text);
+    diag_list_init(&d);
+    assert_int_not_equal(agent_config_load(&c, path, &d), 0);
+    diag_list_sort(&d);
+    diags_text(text, sizeof text, &d);
+    static const char *const want2[] = {
+        ":6:14: error: synchronous: must be between 0 and 16 (got 99)",
+        ":8:24: error: handlers.preStart.command: the program must be an absolute path",
+        ":8:48: error: handlers.preStart.timeout_ms: must be between 100 and 600000 (got 5)",
+        ":9:21: error: handlers.health.command: must be a list of strings",
+        ":10:13: error: handlers.onChange.command: required field is missing",
+        ":11:3: error: handlers.onStart: unknown field",
+    };
+    for (size_t i = 0; i < sizeof want2 / sizeof want2[0]; i++)
+        if (strstr(text, want2[i]) == NULL)
+            fail_msg("missing diagnostic '%s' in:\n%s", want2[i], text);
+    diag_list_release(&d);
+    unlink(path);
 }
 
 int main(void)
@@ -781,6 +1239,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test_setup_teardown(test_bootstrap_and_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_handlers_reclone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_least_lag, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

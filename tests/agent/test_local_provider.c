@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -43,6 +42,7 @@
 #include "dcs_client.h"
 #include "httpd.h"
 #include "provider.h"
+#include "testutil.h"
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 #define BOOT_WAIT_MS 60000
@@ -63,33 +63,12 @@ struct fixture {
     char failure[1024];
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* --- helpers --- */
 
 static bool have_all(void)
 {
     return access(PG_BIN "/initdb", X_OK) == 0 && getenv("REEVE_AGENT_BIN") != NULL &&
            getenv("REEVE_PROVIDER_LOCAL_BIN") != NULL;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static json_t *dcs_value(struct fixture *f, const char *key)
@@ -108,7 +87,7 @@ static bool wait_node(struct fixture *f, const char *node, const char *role, boo
 {
     char key[128];
     snprintf(key, sizeof key, "/clusters/test/pg/nodes/%s", node);
-    while (now_ms() < deadline) {
+    while (tu_now_ms() < deadline) {
         json_t *v = dcs_value(f, key);
         const char *r = json_string_value(json_object_get(v, "role"));
         bool ok = r != NULL && strcmp(r, role) == 0 &&
@@ -117,7 +96,7 @@ static bool wait_node(struct fixture *f, const char *node, const char *role, boo
         json_decref(v);
         if (ok)
             return true;
-        sleep_ms(100);
+        tu_sleep_ms(100);
     }
     return false;
 }
@@ -252,7 +231,7 @@ static void scenario(struct fixture *f)
     char ids[2][32] = {"", ""}, dirs[2][200], path[600];
     pid_t agents[2] = {0, 0}, pms[2] = {0, 0};
     const char *names[2] = {"node-a", "node-b"};
-    int64_t t0 = now_ms();
+    int64_t t0 = tu_now_ms();
 
     struct provider_config pc = {.name = "local", .argv = f->argv, .env = f->env};
     if (provider_start(&f->p, &pc, &err) != 0)
@@ -344,16 +323,16 @@ static void scenario(struct fixture *f)
     snprintf(f->obs.url, sizeof f->obs.url, "http://127.0.0.1:%u", (unsigned)f->r.port);
     if (dcs_client_register(&f->obs, f->tok[2], "test/pg", "observer", "127.0.0.1:1", &err) != 0)
         FAIL("observer register: %.400s", err.msg);
-    int64_t deadline = now_ms() + BOOT_WAIT_MS;
+    int64_t deadline = tu_now_ms() + BOOT_WAIT_MS;
     int prim = -1;
-    while (prim < 0 && now_ms() < deadline) {
+    while (prim < 0 && tu_now_ms() < deadline) {
         json_t *v = dcs_value(f, "/clusters/test/pg/leader");
         const char *n = json_string_value(json_object_get(v, "node"));
         if (n != NULL)
             prim = strcmp(n, "node-a") == 0 ? 0 : 1;
         json_decref(v);
         if (prim < 0)
-            sleep_ms(100);
+            tu_sleep_ms(100);
     }
     if (prim < 0)
         FAIL("no leader within %d ms", BOOT_WAIT_MS);
@@ -362,7 +341,7 @@ static void scenario(struct fixture *f)
         FAIL("%s should be a healthy primary and %s a streaming replica", names[prim],
              names[1 - prim]);
     fprintf(stderr, "primary %s, replica %s streaming %lld ms after the first create\n",
-            names[prim], names[1 - prim], (long long)(now_ms() - t0));
+            names[prim], names[1 - prim], (long long)(tu_now_ms() - t0));
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/data/postmaster.pid", dirs[i]);
         pms[i] = read_pid(path);
@@ -416,9 +395,9 @@ static void scenario(struct fixture *f)
      * on): the instance is reported failed, and its delete must still stop
      * the server. */
     CHECK(kill(agents[1 - prim], SIGKILL) == 0);
-    deadline = now_ms() + 5000;
-    while (alive(agents[1 - prim]) && now_ms() < deadline)
-        sleep_ms(20);
+    deadline = tu_now_ms() + 5000;
+    while (alive(agents[1 - prim]) && tu_now_ms() < deadline)
+        tu_sleep_ms(20);
     CHECK(alive(pms[1 - prim]));
     params = json_pack("{s:{s:s}}", "labels", "reeve.io/node", names[1 - prim]);
     CHECK(provider_call(&res, f->p, "list_instances", params, CALL_MS, NULL, &err) == 0);
@@ -431,7 +410,7 @@ static void scenario(struct fixture *f)
     params = NULL;
 
     /* Delete, replica first: agents and servers gone, directories gone. */
-    int64_t t_del = now_ms();
+    int64_t t_del = tu_now_ms();
     for (int k = 0; k < 2; k++) {
         int i = k == 0 ? 1 - prim : prim;
         char key[32];
@@ -451,7 +430,7 @@ static void scenario(struct fixture *f)
         json_decref(params);
         params = NULL;
     }
-    fprintf(stderr, "both instances deleted in %lld ms\n", (long long)(now_ms() - t_del));
+    fprintf(stderr, "both instances deleted in %lld ms\n", (long long)(tu_now_ms() - t_del));
     CHECK(provider_call(&res, f->p, "list_instances", NULL, CALL_MS, NULL, &err) == 0);
     CHECK(json_array_size(json_object_get(res, "instances")) == 0);
     snprintf(path, sizeof path, "%s/instances", f->root);
@@ -489,10 +468,8 @@ static int setup(void **state)
     *state = &f;
     if (!have_all())
         return 0;
-    snprintf(f.base, sizeof f.base, "/tmp/reeve-local-test-XXXXXX");
-    if (mkdtemp(f.base) == NULL)
+    if (tu_tmpdir(f.base, sizeof f.base, "reeve-local-test", NULL, 0711) != 0)
         return -1;
-    chmod(f.base, 0711);
     snprintf(f.root, sizeof f.root, "%s/root", f.base);
     snprintf(f.images, sizeof f.images, "%s/images.json", f.base);
     FILE *img = fopen(f.images, "w");
@@ -527,8 +504,7 @@ static int teardown(void **state)
         recon_run_and_free(&f->r);
     }
     dcs_client_release(&f->obs);
-    if (f->base[0] && getenv("REEVE_KEEP_TEST_DIRS") == NULL)
-        nftw(f->base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_test_dir(f->base);
     for (size_t i = 0; i < sizeof f->env / sizeof f->env[0]; i++)
         free(f->env[i]);
     curl_global_cleanup();
@@ -562,10 +538,10 @@ static void test_cluster(void **state)
 static bool read_line(int fd, char *out, size_t cap, int ms)
 {
     size_t len = 0;
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = tu_now_ms() + ms;
     while (len + 1 < cap) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - tu_now_ms();
         if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
             return false;
         char c;
@@ -662,9 +638,9 @@ static void test_garbage(void **state)
     /* End of input: it exits 0. */
     close(in[1]);
     int status = -1;
-    int64_t deadline = now_ms() + 5000;
-    while (waitpid(pid, &status, WNOHANG) == 0 && now_ms() < deadline)
-        sleep_ms(20);
+    int64_t deadline = tu_now_ms() + 5000;
+    while (waitpid(pid, &status, WNOHANG) == 0 && tu_now_ms() < deadline)
+        tu_sleep_ms(20);
     if (!WIFEXITED(status)) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -672,7 +648,7 @@ static void test_garbage(void **state)
     }
     assert_int_equal(WEXITSTATUS(status), 0);
     close(out[0]);
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_tree(dir);
 }
 
 int main(void)

@@ -7,9 +7,6 @@
  * replication, failover with fencing and rewind, and errors.
  */
 #include <errno.h>
-#include <ftw.h>
-#include <libpq-fe.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -24,85 +21,27 @@
 #include <cmocka.h>
 
 #include "engine_pg.h"
+#include "testutil_pg.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
 #define WAIT_MS 15000
-
-struct node {
-    struct pg_engine e;
-    char data[256];
-    char sock[256];
-    char log[256];
-    char addr[32];
-    const char *name;
-    bool inited;
-};
 
 struct fixture {
     char base[64];
     int port;
-    struct node a, b, c, d;
+    struct tu_pg_node a, b, c, d;
 };
 
-static bool have_pg(void)
-{
-    return access(PG_BIN "/initdb", X_OK) == 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int node_init(struct fixture *f, struct node *n, const char *name, const char *addr,
+static int node_init(struct fixture *f, struct tu_pg_node *n, const char *name, const char *addr,
                      const char *sub)
 {
-    struct rv_error err = {0};
-    n->name = name;
-    snprintf(n->addr, sizeof n->addr, "%s", addr);
-    snprintf(n->data, sizeof n->data, "%s/%s", f->base, sub);
-    snprintf(n->sock, sizeof n->sock, "%s/%s-sock", f->base, sub);
-    snprintf(n->log, sizeof n->log, "%s/%s.log", f->base, sub);
     /* A standby whose primary restarted retries after this; the default 5 s
      * would only slow the test down. */
     static const struct pg_param extra[] = {{"wal_retrieve_retry_interval", "200ms"}};
-    struct pg_engine_config cfg = {
-        .bin_dir = PG_BIN,
-        .data_dir = n->data,
-        .socket_dir = n->sock,
-        .log_file = n->log,
-        .listen_address = n->addr,
-        .port = f->port,
-        .superuser = "reeve",
-        .replication_user = "replicator",
-        .replication_password = "s3cret:with\\odd'chars",
-        .application_name = name,
-        .os_user = geteuid() == 0 ? "postgres" : NULL,
-        .extra = extra,
-        .n_extra = 1,
-        .no_sync = true,
-    };
-    int rc = pg_engine_init(&n->e, &cfg, &err);
-    if (rc != 0)
-        fprintf(stderr, "init %s: %s\n", name, err.msg);
-    n->inited = rc == 0;
-    return rc;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    struct pg_engine_config cfg = tu_pg_node_config(n, f->base, name, addr, sub, f->port);
+    cfg.replication_password = "s3cret:with\\odd'chars";
+    cfg.extra = extra;
+    cfg.n_extra = 1;
+    return tu_pg_node_init(n, &cfg);
 }
 
 static int setup(void **state)
@@ -110,18 +49,11 @@ static int setup(void **state)
     static struct fixture f;
     memset(&f, 0, sizeof f);
     *state = &f;
-    if (!have_pg())
+    if (!tu_have_pg())
         return 0;
-    snprintf(f.base, sizeof f.base, "/tmp/reeve-pg-test-XXXXXX");
-    if (!mkdtemp(f.base))
+    if (tu_tmpdir(f.base, sizeof f.base, "reeve-pg-test", "postgres", 0700) != 0)
         return -1;
-    if (geteuid() == 0) {
-        struct passwd *pw = getpwnam("postgres");
-        if (!pw || chown(f.base, pw->pw_uid, pw->pw_gid) != 0)
-            return -1;
-    }
-    chmod(f.base, 0700);
-    f.port = 20000 + (int)(getpid() % 20000);
+    f.port = tu_port(0);
     if (node_init(&f, &f.a, "node-a", "127.0.10.1", "a") != 0 ||
         node_init(&f, &f.b, "node-b", "127.0.10.2", "b") != 0 ||
         node_init(&f, &f.c, "node-c", "127.0.10.3", "c") != 0 ||
@@ -133,86 +65,20 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    struct node *nodes[] = {&f->a, &f->b, &f->c, &f->d};
-    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-        if (!nodes[i]->inited)
-            continue;
-        struct rv_error err = {0};
-        if (pg_engine_stop(&nodes[i]->e, PG_STOP_IMMEDIATE, &err) != 0)
-            fprintf(stderr, "teardown %s: %s\n", nodes[i]->name, err.msg);
-        pg_engine_release(&nodes[i]->e);
-    }
-    if (f->base[0] && getenv("REEVE_KEEP_TEST_DIRS") == NULL)
-        nftw(f->base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    struct tu_pg_node *nodes[] = {&f->a, &f->b, &f->c, &f->d};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
+        tu_pg_node_stop(nodes[i]);
+    tu_rm_test_dir(f->base);
     return 0;
 }
 
-#define SKIP_WITHOUT_PG()                                                                          \
-    do {                                                                                           \
-        if (!have_pg()) {                                                                          \
-            fprintf(stderr, "skipped: PostgreSQL 15 not installed in " PG_BIN "\n");               \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static PGconn *connect_node(const struct node *n)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", n->e.port);
-    const char *const k[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
-    const char *const v[] = {n->sock, port, "reeve", "postgres", "5", NULL};
-    PGconn *c = PQconnectdbParams(k, v, 0);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "connect %s: %s", n->name, PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* Run sql on n; the first value of the first row (or "" for none) goes to
- * out. Returns false on any error. */
-static bool sql(const struct node *n, const char *q, char *out, size_t cap)
-{
-    PGconn *c = connect_node(n);
-    bool ok = false;
-    if (!c)
-        return false;
-    PGresult *r = PQexec(c, q);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        ok = true;
-        if (out)
-            snprintf(out, cap, "%s",
-                     st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
-    } else {
-        fprintf(stderr, "sql %s: %s", n->name, PQresultErrorMessage(r));
-    }
-    PQclear(r);
-    PQfinish(c);
-    return ok;
-}
-
-static void sql_ok(const struct node *n, const char *q)
-{
-    if (!sql(n, q, NULL, 0))
-        fail_msg("query on %s failed: %s", n->name, q);
-}
-
 /* Wait (bounded) until q's first value on n equals want. */
-static void wait_value(const struct node *n, const char *q, const char *want)
+static void wait_value(const struct tu_pg_node *n, const char *q, const char *want)
 {
-    char got[256] = "";
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
-        if (sql(n, q, got, sizeof got) && strcmp(got, want) == 0)
-            return;
-        sleep_ms(50);
-    }
-    fail_msg("%s: '%s' gave '%s', want '%s' within %d ms", n->name, q, got, want, WAIT_MS);
+    tu_pg_wait_value(n, q, want, WAIT_MS);
 }
 
-static struct pg_primary primary_of(const struct node *n, const char *slot)
+static struct pg_primary primary_of(const struct tu_pg_node *n, const char *slot)
 {
     struct pg_primary p;
     memset(&p, 0, sizeof p);
@@ -222,7 +88,7 @@ static struct pg_primary primary_of(const struct node *n, const char *slot)
     return p;
 }
 
-static void status_of(struct node *n, uint64_t primary_lsn, struct pg_status *st)
+static void status_of(struct tu_pg_node *n, uint64_t primary_lsn, struct pg_status *st)
 {
     struct rv_error err = {0};
     int rc = pg_engine_status(&n->e, primary_lsn, st, &err);
@@ -232,7 +98,7 @@ static void status_of(struct node *n, uint64_t primary_lsn, struct pg_status *st
 
 static void test_clone_and_replicate(void **state)
 {
-    SKIP_WITHOUT_PG();
+    TU_SKIP_WITHOUT_PG();
     struct fixture *f = *state;
     struct rv_error err = {0};
     struct pg_status st;
@@ -245,9 +111,9 @@ static void test_clone_and_replicate(void **state)
     assert_int_equal(st.timeline, 1);
 
     char v[64];
-    assert_true(sql(&f->a, "SELECT current_setting('data_checksums')", v, sizeof v));
+    assert_true(tu_pg_sql(&f->a, "SELECT current_setting('data_checksums')", v, sizeof v));
     assert_string_equal(v, "on");
-    assert_true(sql(&f->a, "SELECT current_setting('wal_log_hints')", v, sizeof v));
+    assert_true(tu_pg_sql(&f->a, "SELECT current_setting('wal_log_hints')", v, sizeof v));
     assert_string_equal(v, "on");
 
     rc = pg_engine_create_replication_slot(&f->a.e, "node_b", &err);
@@ -263,8 +129,8 @@ static void test_clone_and_replicate(void **state)
     if (rc != 0)
         fail_msg("start b: %s", err.msg);
 
-    sql_ok(&f->a, "CREATE TABLE t (id int primary key, v text)");
-    sql_ok(&f->a, "INSERT INTO t VALUES (1, 'from a')");
+    tu_pg_sql_ok(&f->a, "CREATE TABLE t (id int primary key, v text)");
+    tu_pg_sql_ok(&f->a, "INSERT INTO t VALUES (1, 'from a')");
     wait_value(&f->b, "SELECT v FROM t WHERE id = 1", "from a");
 
     status_of(&f->b, 0, &st);
@@ -279,41 +145,42 @@ static void test_clone_and_replicate(void **state)
     wait_value(&f->a, "SELECT active::text FROM pg_replication_slots WHERE slot_name = 'node_b'",
                "true");
     /* A standby cannot be written. */
-    assert_false(sql(&f->b, "INSERT INTO t VALUES (2, 'x')", NULL, 0));
+    assert_false(tu_pg_sql(&f->b, "INSERT INTO t VALUES (2, 'x')", NULL, 0));
 }
 
 static void test_lag_reported(void **state)
 {
-    SKIP_WITHOUT_PG();
+    TU_SKIP_WITHOUT_PG();
     struct fixture *f = *state;
     struct pg_status sa, sb;
 
     /* Keep the standby receiving but not replaying, so it lags for sure. */
-    sql_ok(&f->b, "SELECT pg_wal_replay_pause()");
+    tu_pg_sql_ok(&f->b, "SELECT pg_wal_replay_pause()");
     wait_value(&f->b, "SELECT pg_get_wal_replay_pause_state()", "paused");
-    sql_ok(&f->a, "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(10, 1000) g");
+    tu_pg_sql_ok(&f->a,
+                 "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(10, 1000) g");
     status_of(&f->a, 0, &sa);
     assert_true(sa.current_lsn > 0);
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = tu_now_ms() + WAIT_MS;
     do {
         status_of(&f->b, sa.current_lsn, &sb);
         if (sb.receive_lsn >= sa.current_lsn)
             break;
-        sleep_ms(50);
-    } while (now_ms() < deadline);
+        tu_sleep_ms(50);
+    } while (tu_now_ms() < deadline);
     assert_true(sb.receive_lsn >= sa.current_lsn);
     assert_true(sb.lag_bytes > 0);
     assert_true(sb.lag_bytes == sa.current_lsn - sb.replay_lsn);
     assert_true(sb.streaming);
 
-    sql_ok(&f->b, "SELECT pg_wal_replay_resume()");
-    deadline = now_ms() + WAIT_MS;
+    tu_pg_sql_ok(&f->b, "SELECT pg_wal_replay_resume()");
+    deadline = tu_now_ms() + WAIT_MS;
     do {
         status_of(&f->b, sa.current_lsn, &sb);
         if (sb.lag_bytes == 0)
             break;
-        sleep_ms(50);
-    } while (now_ms() < deadline);
+        tu_sleep_ms(50);
+    } while (tu_now_ms() < deadline);
     assert_int_equal(sb.lag_bytes, 0);
     /* The primary itself reports no lag. */
     status_of(&f->a, sa.current_lsn + 1000, &sa);
@@ -322,7 +189,7 @@ static void test_lag_reported(void **state)
 
 static void test_parameters(void **state)
 {
-    SKIP_WITHOUT_PG();
+    TU_SKIP_WITHOUT_PG();
     struct fixture *f = *state;
     struct rv_error err = {0};
     struct pg_status st;
@@ -341,13 +208,13 @@ static void test_parameters(void **state)
         fail_msg("apply: %s", err.msg);
     assert_true(restart);
     wait_value(&f->a, "SELECT current_setting('work_mem')", "16MB");
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = tu_now_ms() + WAIT_MS;
     do {
         status_of(&f->a, 0, &st);
         if (strcmp(st.pending_restart, "shared_buffers") == 0)
             break;
-        sleep_ms(50);
-    } while (now_ms() < deadline);
+        tu_sleep_ms(50);
+    } while (tu_now_ms() < deadline);
     assert_string_equal(st.pending_restart, "shared_buffers");
 
     /* A restart clears it. */
@@ -359,7 +226,7 @@ static void test_parameters(void **state)
     status_of(&f->a, 0, &st);
     assert_string_equal(st.pending_restart, "");
     char v[64];
-    assert_true(sql(&f->a, "SELECT current_setting('shared_buffers')", v, sizeof v));
+    assert_true(tu_pg_sql(&f->a, "SELECT current_setting('shared_buffers')", v, sizeof v));
     assert_string_equal(v, "48MB");
 
     /* Unknown, managed and malformed parameters change nothing. */
@@ -367,7 +234,7 @@ static void test_parameters(void **state)
     rc = pg_engine_apply_parameters(&f->a.e, unknown, 2, &restart, &err);
     assert_int_equal(rc, RV_EINVAL);
     assert_non_null(strstr(err.msg, "no_such_parameter"));
-    assert_true(sql(&f->a, "SELECT current_setting('work_mem')", v, sizeof v));
+    assert_true(tu_pg_sql(&f->a, "SELECT current_setting('work_mem')", v, sizeof v));
     assert_string_equal(v, "16MB");
     struct pg_param managed[] = {{"port", "1"}};
     rc = pg_engine_apply_parameters(&f->a.e, managed, 1, &restart, &err);
@@ -380,13 +247,13 @@ static void test_parameters(void **state)
     assert_int_equal(rc, RV_EINVAL);
 
     /* ALTER SYSTEM is local to a node: the standby keeps its own value. */
-    assert_true(sql(&f->b, "SELECT current_setting('work_mem')", v, sizeof v));
+    assert_true(tu_pg_sql(&f->b, "SELECT current_setting('work_mem')", v, sizeof v));
     assert_string_equal(v, "4MB");
 }
 
 static void test_synchronous(void **state)
 {
-    SKIP_WITHOUT_PG();
+    TU_SKIP_WITHOUT_PG();
     struct fixture *f = *state;
     struct rv_error err = {0};
     const char *names[] = {"node-b", "node-c"};
@@ -395,13 +262,14 @@ static void test_synchronous(void **state)
     if (rc != 0)
         fail_msg("set_synchronous: %s", err.msg);
     char v[128];
-    assert_true(sql(&f->a, "SELECT current_setting('synchronous_standby_names')", v, sizeof v));
+    assert_true(
+        tu_pg_sql(&f->a, "SELECT current_setting('synchronous_standby_names')", v, sizeof v));
     assert_string_equal(v, "FIRST 1 (\"node-b\", \"node-c\")");
     wait_value(&f->a,
                "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'node-b'",
                "sync");
     /* A commit is acknowledged once node-b has it. */
-    sql_ok(&f->a, "INSERT INTO t VALUES (3, 'sync')");
+    tu_pg_sql_ok(&f->a, "INSERT INTO t VALUES (3, 'sync')");
     wait_value(&f->b, "SELECT v FROM t WHERE id = 3", "sync");
 
     rc = pg_engine_set_synchronous(&f->a.e, names, 2, 3, PG_SYNC_ANY, &err);
@@ -421,7 +289,7 @@ static void test_synchronous(void **state)
 
 static void test_failover_fence_rewind(void **state)
 {
-    SKIP_WITHOUT_PG();
+    TU_SKIP_WITHOUT_PG();
     struct fixture *f = *state;
     struct rv_error err = {0};
     struct pg_status st;
@@ -432,11 +300,11 @@ static void test_failover_fence_rewind(void **state)
     status_of(&f->b, 0, &st);
     assert_false(st.in_recovery);
     assert_int_equal(st.timeline, 2);
-    sql_ok(&f->b, "INSERT INTO t VALUES (4, 'from b')");
+    tu_pg_sql_ok(&f->b, "INSERT INTO t VALUES (4, 'from b')");
 
     /* The old primary has not heard yet and takes a write that the new
      * primary never sees: its history now diverges. */
-    sql_ok(&f->a, "INSERT INTO t VALUES (5, 'lost on a')");
+    tu_pg_sql_ok(&f->a, "INSERT INTO t VALUES (5, 'lost on a')");
 
     /* A running primary cannot be turned into a standby without fencing. */
     struct pg_primary pb = primary_of(&f->b, "node_a");
@@ -453,8 +321,8 @@ static void test_failover_fence_rewind(void **state)
      * is gone, and new rows from node-b arrive. */
     status_of(&f->a, 0, &st);
     assert_true(st.running && st.in_recovery);
-    assert_false(sql(&f->a, "INSERT INTO t VALUES (6, 'x')", NULL, 0));
-    sql_ok(&f->b, "INSERT INTO t VALUES (7, 'after fence')");
+    assert_false(tu_pg_sql(&f->a, "INSERT INTO t VALUES (6, 'x')", NULL, 0));
+    tu_pg_sql_ok(&f->b, "INSERT INTO t VALUES (7, 'after fence')");
     wait_value(&f->a, "SELECT v FROM t WHERE id = 7", "after fence");
     wait_value(&f->a, "SELECT count(*)::text FROM t WHERE id IN (4, 5)", "1");
     wait_value(&f->a, "SELECT v FROM t WHERE id = 4", "from b");
@@ -466,7 +334,7 @@ static void test_failover_fence_rewind(void **state)
 
 static void test_errors(void **state)
 {
-    SKIP_WITHOUT_PG();
+    TU_SKIP_WITHOUT_PG();
     struct fixture *f = *state;
     struct rv_error err = {0};
     struct pg_primary p;

@@ -61,7 +61,8 @@ t_cleanup() {
         eval "$h" || true
     done
     if [ -n "${T_TMP:-}" ] && [ -d "$T_TMP" ]; then
-        rm -rf "$T_TMP"
+        # T_KEEP=1 keeps the directory (logs, data) for a look after a failure.
+        if [ "${T_KEEP:-0}" = 1 ]; then echo "# kept $T_TMP"; else rm -rf "$T_TMP"; fi
     fi
     exit "$rc"
 }

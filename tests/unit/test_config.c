@@ -15,6 +15,7 @@
 #include "config.h"
 #include "diag.h"
 #include "err.h"
+#include "tutil.h"
 
 #define FILE_NAME "/etc/reeve/reeve.yaml"
 
@@ -42,11 +43,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
     config_release(&f->c);
     diag_list_release(&f->d);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tu_rm_rf(f->dir);
     free(f);
     return 0;
 }
@@ -59,22 +58,11 @@ static int parse(struct fx *f, const char *yaml)
     return config_parse(&f->c, FILE_NAME, yaml, strlen(yaml), &f->d, &f->err);
 }
 
-/* The diagnostics as printed, one per line. */
-static char *printed(const struct diag_list *d)
-{
-    char *mem = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&mem, &len);
-    diag_list_print(out, d);
-    fclose(out);
-    return mem;
-}
-
 /* Exactly one error, printed as want (file:line:col: error: path: ...). */
 static void expect_error(struct fx *f, const char *yaml, const char *want_prefix)
 {
     int rc = parse(f, yaml);
-    char *text = printed(&f->d);
+    char *text = tu_printed(&f->d);
     if (rc != RV_EINVAL || f->d.errors != 1 || strncmp(text, want_prefix, strlen(want_prefix)))
         fail_msg("config:\n%s\nwanted one error starting '%s', got rc %d:\n%s", yaml, want_prefix,
                  rc, text);
@@ -230,7 +218,7 @@ static void test_all_errors_at_once(void **state)
                       "  pollIntervall: 5\nforge: {kind: github, repository: a/b, "
                       "tokenRef: env:RV_TEST_UNSET}\n");
     assert_int_equal(rc, RV_EINVAL);
-    char *text = printed(&f->d);
+    char *text = tu_printed(&f->d);
     assert_string_equal(text,
                         FILE_NAME ":1:9: error: listen: '0.0.0.0' is not a loopback address; reeve "
                                   "listens on 127.0.0.0/8 or [::1] only, put a reverse proxy in "
@@ -316,7 +304,7 @@ static void test_secret_never_in_messages(void **state)
                       "forge: {kind: github, repository: a/b, tokenRef: env:RV_TEST_SECRET, "
                       "webhookSecretRef: env:RV_TEST_SECRET}\nticks: {base: 1, fast: 2}\n");
     assert_int_equal(rc, RV_EINVAL);
-    char *text = printed(&f->d);
+    char *text = tu_printed(&f->d);
     assert_null(strstr(text, "hunter2"));
     assert_null(strstr(f->err.msg, "hunter2"));
     assert_int_equal(f->d.errors, 2);
@@ -356,11 +344,39 @@ static void test_load_missing_file(void **state)
     assert_non_null(strstr(f->err.msg, "/nonexistent/reeve.yaml"));
 }
 
+/* Control rods: limits and ticks reach the config as written (serve.c
+ * hands them to the executor); zero means the executor's defaults, and
+ * out-of-range values are refused. */
+static void test_control_rods(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(parse(f, "dataDir: /d\nrepository: {url: /r}\n"
+                              "limits: {maxConcurrentActions: 6, perProvider: 3, perCluster: 2}\n"
+                              "ticks: {base: 20, fast: 5}\n"),
+                     0);
+    assert_int_equal(f->c.limits.max_concurrent, 6);
+    assert_int_equal(f->c.limits.per_provider, 3);
+    assert_int_equal(f->c.limits.per_cluster, 2);
+    assert_int_equal(f->c.ticks.base_s, 20);
+    assert_int_equal(f->c.ticks.fast_s, 5);
+    config_release(&f->c);
+    config_init(&f->c);
+    assert_int_equal(parse(f, "dataDir: /d\nrepository: {url: /r}\n"), 0);
+    assert_int_equal(f->c.limits.max_concurrent, 0);
+    assert_int_equal(f->c.limits.per_provider, 0);
+    assert_int_equal(f->c.limits.per_cluster, 0);
+    expect_error(f, "dataDir: /d\nrepository: {url: /r}\nlimits: {perProvider: 0}\n",
+                 FILE_NAME ":3:23: error: limits.perProvider:");
+    expect_error(f, "dataDir: /d\nrepository: {url: /r}\nlimits: {maxConcurrentActions: 65}\n",
+                 FILE_NAME ":3:32: error: limits.maxConcurrentActions:");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_contract_example, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_rods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_github_api_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gitlab_numeric_project, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_errors, setup, teardown),

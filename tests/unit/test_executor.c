@@ -27,6 +27,7 @@
 #include "log.h"
 #include "store.h"
 #include "tplan.h"
+#include "window.h"
 
 #define T0 1800000000
 #define MAX_EVENTS 256
@@ -939,12 +940,174 @@ static void test_crash_safety(void **state)
     plan_release(&p);
 }
 
+/* ---- maintenance windows and pause files ---- */
+
+/* One cluster "t/db" whose window opens Saturday 2027-01-16 02:00 UTC,
+ * 18 hours after T0 (Friday 08:00). */
+#define WINDOW_OPENS (T0 + 18 * 3600)
+
+static bool hold_by_window(char *why, size_t size, int64_t *out_until,
+                           const struct journal_action *a, int64_t now, void *ud)
+{
+    return window_hold(why, size, out_until, ud, a->cluster, a->kind, now);
+}
+
+static void wait_gate(struct fixture *fx)
+{
+    pthread_mutex_lock(&fx->fk.mu);
+    while (!fx->fk.gate_entered)
+        pthread_cond_wait(&fx->fk.cv, &fx->fk.mu);
+    pthread_mutex_unlock(&fx->fk.mu);
+}
+
+static void open_gate(struct fixture *fx)
+{
+    pthread_mutex_lock(&fx->fk.mu);
+    fx->fk.gate_open = true;
+    pthread_cond_broadcast(&fx->fk.cv);
+    pthread_mutex_unlock(&fx->fk.mu);
+}
+
+static void test_window_holds_disruptive(void **state)
+{
+    struct fixture *fx = *state;
+    struct spec_cluster db = {.namespace_ = "t", .name = "db"};
+    struct spec_cluster *ptrs[] = {&db};
+    struct spec_set set = {.clusters = ptrs, .nclusters = 1};
+    struct executor_opts o;
+    struct plan p;
+    size_t started = 0, d1[] = {1};
+    char why[RV_EXEC_STATUS_MAX];
+    db.maintenance.window = "Sat 02:00-04:00";
+    plan_init(&p);
+    tplan_add(&p, "t/db", "replica", NULL, 0, NULL); /* add_replica: any time */
+    tplan_add(&p, "t/db", "restart", NULL, 0, NULL);
+    p.actions[1].kind = PLAN_RESTART_NODE;
+    tplan_add(&p, "t/db", "after", NULL, 1, d1); /* waits for the restart */
+    executor_opts_init(&o);
+    o.hold = hold_by_window;
+    o.hold_ud = &set;
+    ex_open(fx, &o);
+    int64_t id = apply_begin(fx, &p, "c1", NULL);
+
+    /* outside the window: the replica is added, the restart waits */
+    step_ok(fx, &started);
+    assert_int_equal(started, 1);
+    assert_false(executor_apply_waiting(why, sizeof(why), fx->ex, id)); /* one runs */
+    while (executor_inflight(fx->ex) > 0) {
+        executor_wait(fx->ex, 1000);
+        step_ok(fx, &started);
+    }
+    assert_int_equal(started, 0);
+    assert_int_equal(fx->fk.nruns, 1);
+    assert_string_equal(fx->fk.events[0], "start t/db/replica");
+    assert_true(executor_apply_waiting(why, sizeof(why), fx->ex, id));
+    assert_string_equal(why, "waiting for maintenance window Sat 02:00-04:00");
+    struct journal_status st;
+    status_of(&st, fx, id);
+    assert_int_equal(st.state, JOURNAL_STATUS_PENDING);
+
+    /* executor_run sleeps until the window opens, then the restart runs */
+    run_apply(fx, id);
+    assert_int_equal(fx->fk.nruns, 3);
+    assert_int_equal(fx->fk.run_times[1], WINDOW_OPENS);
+    assert_true(event_index(&fx->fk, "end", "t/db/restart") <
+                event_index(&fx->fk, "start", "t/db/after"));
+    status_of(&st, fx, id);
+    assert_int_equal(st.state, JOURNAL_STATUS_SUCCESS);
+    plan_release(&p);
+}
+
+static void test_window_open_runs_at_once(void **state)
+{
+    struct fixture *fx = *state;
+    struct spec_cluster db = {.namespace_ = "t", .name = "db"};
+    struct spec_cluster *ptrs[] = {&db};
+    struct spec_set set = {.clusters = ptrs, .nclusters = 1};
+    struct executor_opts o;
+    struct plan p;
+    size_t started = 0;
+    db.maintenance.window = "Fri 07:30-08:30"; /* T0 is Friday 08:00: open */
+    plan_init(&p);
+    tplan_add(&p, "t/db", "switch", NULL, 0, NULL);
+    p.actions[0].kind = PLAN_SWITCHOVER;
+    executor_opts_init(&o);
+    o.hold = hold_by_window;
+    o.hold_ud = &set;
+    ex_open(fx, &o);
+    int64_t id = apply_begin(fx, &p, "c1", NULL);
+    step_ok(fx, &started);
+    assert_int_equal(started, 1);
+    run_apply(fx, id);
+    assert_int_equal(fx->fk.run_times[0], T0);
+    plan_release(&p);
+}
+
+static void test_pause_file_set(void **state)
+{
+    struct fixture *fx = *state;
+    struct plan p;
+    struct rv_error err;
+    size_t started = 0, d0[] = {0};
+    char why[RV_EXEC_STATUS_MAX];
+    const char *ns[] = {"payments"};
+    const char *whys[] = {"paused: clusters/payments/PAUSED (quarter-end freeze)"};
+    plan_init(&p);
+    tplan_add(&p, "payments/billing", "a", NULL, 0, NULL);
+    tplan_add(&p, "payments/billing", "b", NULL, 1, d0);
+    tplan_add(&p, "search/index", "c", NULL, 0, NULL);
+    fx->fk.gate_id = "payments/billing/a";
+    ex_open(fx, NULL);
+    int64_t id = apply_begin(fx, &p, "c1", NULL);
+    step_ok(fx, &started);
+    assert_int_equal(started, 2);
+    wait_gate(fx);
+
+    /* paused while 'a' runs: 'a' finishes, 'b' does not start */
+    rv_error_clear(&err);
+    assert_int_equal(executor_pause_set(fx->ex, ns, whys, 1, &err), 0);
+    open_gate(fx);
+    while (executor_inflight(fx->ex) > 0) {
+        executor_wait(fx->ex, 1000);
+        step_ok(fx, &started);
+        assert_int_equal(started, 0);
+    }
+    assert_int_equal(fx->fk.nruns, 2);
+    struct journal_apply a = load(fx, id);
+    assert_int_equal(a.actions[0].state, JOURNAL_ACTION_SUCCEEDED);
+    assert_int_equal(a.actions[1].state, JOURNAL_ACTION_PENDING);
+    journal_apply_release(&a);
+    assert_true(executor_apply_waiting(why, sizeof(why), fx->ex, id));
+    assert_string_equal(why, "paused: clusters/payments/PAUSED (quarter-end freeze)");
+    assert_int_equal(executor_run(fx->ex, id, &err), RV_EBUSY);
+
+    /* the same set again changes nothing; a bad name changes nothing */
+    assert_int_equal(executor_pause_set(fx->ex, ns, whys, 1, &err), 0);
+    const char *bad[] = {"search", "a/b"};
+    assert_int_equal(executor_pause_set(fx->ex, bad, NULL, 2, &err), RV_EINVAL);
+    step_ok(fx, &started);
+    assert_int_equal(started, 0);
+
+    /* the file is removed: an empty set resumes */
+    assert_int_equal(executor_pause_set(fx->ex, NULL, NULL, 0, &err), 0);
+    assert_false(executor_apply_waiting(why, sizeof(why), fx->ex, id));
+    run_apply(fx, id);
+    assert_int_equal(fx->fk.nruns, 3);
+    struct journal_status st;
+    status_of(&st, fx, id);
+    assert_int_equal(st.state, JOURNAL_STATUS_SUCCESS);
+    plan_release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_by_depends_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_rods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_namespace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_holds_disruptive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_open_runs_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_file_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),

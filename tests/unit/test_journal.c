@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "store.h"
 #include "tplan.h"
+#include "tutil.h"
 
 #define T0 1800000000
 
@@ -46,13 +47,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    char p[160];
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
     db_free(fx->db);
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s%s", fx->path, suffixes[i]);
-        unlink(p);
-    }
+    tu_db_unlink(fx->path);
     rmdir(fx->dir);
     free(fx);
     return 0;

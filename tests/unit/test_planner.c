@@ -555,14 +555,14 @@ static void test_parameters_reload_vs_restart(void **state)
     plan_release(&p);
     observed_release(&obs);
 
-    assert_true(plan_param_needs_restart("postgresql", "shared_buffers"));
-    assert_true(plan_param_needs_restart("postgresql", "Shared_Buffers"));
-    assert_true(plan_param_needs_restart("postgresql", "max_connections"));
-    assert_false(plan_param_needs_restart("postgresql", "work_mem"));
-    assert_false(plan_param_needs_restart("mariadb", "max_connections"));
-    assert_false(plan_param_needs_restart("mariadb", "innodb_buffer_pool_size"));
-    assert_true(plan_param_needs_restart("mariadb", "innodb_log_file_size"));
-    assert_true(plan_param_needs_restart("mariadb", "innodb-buffer-pool-instances"));
+    assert_true(plan_param_needs_restart("postgresql", "15", "shared_buffers"));
+    assert_true(plan_param_needs_restart("postgresql", "15", "Shared_Buffers"));
+    assert_true(plan_param_needs_restart("postgresql", "15", "max_connections"));
+    assert_false(plan_param_needs_restart("postgresql", "15", "work_mem"));
+    assert_false(plan_param_needs_restart("mariadb", "10.11", "max_connections"));
+    assert_false(plan_param_needs_restart("mariadb", "10.11", "innodb_buffer_pool_size"));
+    assert_false(plan_param_needs_restart("mariadb", "10.11", "innodb_log_file_size")); /* dynamic since 10.9 */
+    assert_true(plan_param_needs_restart("mariadb", "10.11", "innodb-buffer-pool-instances"));
 }
 
 static void test_users(void **state)
@@ -778,6 +778,61 @@ static void test_backup_digest(void **state)
     assert_string_equal(db, "");
 }
 
+/* Disruptive actions outside the cluster's maintenance window say what
+ * they wait for; others do not; inside the window nothing is added, and
+ * the window never changes an idempotency key. */
+static void test_maintenance_window(void **state)
+{
+    (void)state;
+    struct fleet f;
+    struct observed obs;
+    struct plan closed, open;
+    fleet_init(&f, 1);
+    base_cluster(&f.c[0], "payments", "billing", 3);
+    observed_init(&obs);
+    applied(&obs, &f.set);
+    f.c[0].version = "16";
+    f.c[0].instances = 4;
+    /* NOW is Wednesday 2026-11-18 11:06:40 UTC */
+    f.c[0].maintenance.window = "Sun 02:00-04:00";
+    build(&closed, &f.set, &obs, NULL);
+    f.c[0].maintenance.window = "Wed 11:00-12:00";
+    build(&open, &f.set, &obs, NULL);
+    assert_int_equal(closed.nactions, open.nactions);
+
+    const char *in = "waiting for maintenance window Sun 02:00-04:00 (opens in 3d14h54m)";
+    /* appended to what the action waits for already */
+    assert_string_equal(find(&closed, "payments/billing/upgrade_replica/1")->waits_for,
+                        "primary 'billing-0' healthy; waiting for maintenance window Sun "
+                        "02:00-04:00 (opens in 3d14h54m)");
+    size_t held = 0;
+    for (size_t i = 0; i < closed.nactions; i++) {
+        const struct plan_action *a = &closed.actions[i];
+        const char *w = strstr(a->waits_for, "waiting for maintenance window");
+        bool says = w != NULL;
+        if (says)
+            assert_string_equal(w, in);
+        switch (a->kind) {
+        case PLAN_UPGRADE_REPLICA:
+        case PLAN_SWITCHOVER:
+        case PLAN_UPGRADE_NODE:
+            assert_true(says);
+            held++;
+            break;
+        default: /* add_replica, configure_*, ready: any time */
+            if (says)
+                fail_msg("'%s' should not wait for the window", a->id);
+        }
+        assert_null(strstr(open.actions[i].waits_for, "maintenance window"));
+        assert_string_equal(a->idempotency_key, open.actions[i].idempotency_key);
+    }
+    assert_int_equal(held, 4);
+    assert_int_equal(find(&closed, "payments/billing/add_replica/3")->change, PLAN_CHANGE_ADD);
+    plan_release(&closed);
+    plan_release(&open);
+    observed_release(&obs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +850,7 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_observed_trouble),
         cmocka_unit_test(test_backup_digest),
+        cmocka_unit_test(test_maintenance_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

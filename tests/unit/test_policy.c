@@ -13,6 +13,7 @@
 
 #include "diag.h"
 #include "spec.h"
+#include "tutil.h"
 
 /* policies/payments.yaml; the policy itself is at 1:1. */
 static const char strict_policy[] =
@@ -33,39 +34,7 @@ static const char strict_policy[] =
 
 #define BY "policy 'payments-rules' (policies/payments.yaml:1:1)"
 
-struct fx {
-    struct spec_set set;
-    struct diag_list diags;
-    char *out;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    spec_set_init(&f->set);
-    diag_list_init(&f->diags);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    spec_set_release(&f->set);
-    diag_list_release(&f->diags);
-    free(f->out);
-    free(f);
-    return 0;
-}
-
-static void add(struct fx *f, enum spec_file_kind kind, const char *path, const char *text)
-{
-    assert_int_equal(spec_set_add_buffer(&f->set, kind, path, text, strlen(text), &f->diags), 0);
-}
-
-static const char *check(struct fx *f)
+static const char *check(struct tspec *f)
 {
     size_t len = 0;
     FILE *m;
@@ -83,8 +52,8 @@ static const char *check(struct fx *f)
 
 static void test_policy_conversion(void **state)
 {
-    struct fx *f = *state;
-    add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
+    struct tspec *f = *state;
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
     assert_string_equal(check(f), "");
     assert_int_equal(f->set.npolicies, 1);
     const struct spec_policy *p = f->set.policies[0];
@@ -112,26 +81,26 @@ static void test_policy_conversion(void **state)
 
 static void test_every_rule_at_its_field(void **state)
 {
-    struct fx *f = *state;
-    add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
-    add(f, SPEC_FILE_CLUSTERS, "clusters/billing.yaml",
-        "apiVersion: reeve/v1\n"
-        "kind: DatabaseCluster\n"
-        "metadata:\n"
-        "  name: billing\n"
-        "  namespace: payments\n"
-        "spec:\n"
-        "  engine: postgresql\n"
-        "  version: \"15\"\n"
-        "  provider: local\n"
-        "  resources:\n"
-        "    cpu: 2\n"
-        "    memoryMiB: 4096\n"
-        "    storageGiB: 20\n"
-        "  backup:\n"
-        "    schedule: {full: \"0 2 * * *\"}\n"
-        "    destination: {local: {path: /b}}\n"
-        "  deletionProtection: false\n");
+    struct tspec *f = *state;
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
+    tspec_add(f, SPEC_FILE_CLUSTERS, "clusters/billing.yaml",
+              "apiVersion: reeve/v1\n"
+              "kind: DatabaseCluster\n"
+              "metadata:\n"
+              "  name: billing\n"
+              "  namespace: payments\n"
+              "spec:\n"
+              "  engine: postgresql\n"
+              "  version: \"15\"\n"
+              "  provider: local\n"
+              "  resources:\n"
+              "    cpu: 2\n"
+              "    memoryMiB: 4096\n"
+              "    storageGiB: 20\n"
+              "  backup:\n"
+              "    schedule: {full: \"0 2 * * *\"}\n"
+              "    destination: {local: {path: /b}}\n"
+              "  deletionProtection: false\n");
     assert_string_equal(
         check(f),
         "clusters/billing.yaml:6:1: error: spec.instances: 1 instance (the default) is below the "
@@ -158,18 +127,18 @@ static void test_every_rule_at_its_field(void **state)
 
 static void test_engine_instances_and_backup(void **state)
 {
-    struct fx *f = *state;
-    add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
-    add(f, SPEC_FILE_CLUSTERS, "clusters/shop.yaml",
-        "apiVersion: reeve/v1\n"
-        "kind: DatabaseCluster\n"
-        "metadata: {name: shop, namespace: payments}\n"
-        "spec:\n"
-        "  engine: mariadb\n"
-        "  version: \"11.4\"\n"
-        "  provider: aws\n"
-        "  region: eu-1\n"
-        "  instances: 7\n");
+    struct tspec *f = *state;
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
+    tspec_add(f, SPEC_FILE_CLUSTERS, "clusters/shop.yaml",
+              "apiVersion: reeve/v1\n"
+              "kind: DatabaseCluster\n"
+              "metadata: {name: shop, namespace: payments}\n"
+              "spec:\n"
+              "  engine: mariadb\n"
+              "  version: \"11.4\"\n"
+              "  provider: aws\n"
+              "  region: eu-1\n"
+              "  instances: 7\n");
     assert_string_equal(
         check(f),
         "clusters/shop.yaml:4:1: error: spec.backup: " BY " requires backups; add spec.backup "
@@ -184,28 +153,28 @@ static void test_engine_instances_and_backup(void **state)
 
 static void test_compliant_cluster_and_scope(void **state)
 {
-    struct fx *f = *state;
-    add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
-    add(f, SPEC_FILE_POLICIES, "policies/all.yaml",
-        "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: everyone}\n"
-        "spec: {namespaces: [\"*\"], regions: [eu-1, eu-2]}\n");
+    struct tspec *f = *state;
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/payments.yaml", strict_policy);
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/all.yaml",
+              "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: everyone}\n"
+              "spec: {namespaces: [\"*\"], regions: [eu-1, eu-2]}\n");
     /* compliant with both */
-    add(f, SPEC_FILE_CLUSTERS, "clusters/ok.yaml",
-        "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
-        "metadata: {name: ok, namespace: payments}\n"
-        "spec:\n"
-        "  engine: postgresql\n  version: \"16\"\n  provider: aws\n  region: eu-1\n"
-        "  instances: 2\n  resources: {cpu: 0.5, memoryMiB: 2048, storageGiB: 10}\n"
-        "  backup:\n"
-        "    schedule: {full: \"0 2 * * *\"}\n"
-        "    destination: {local: {path: /b}}\n"
-        "    encryption: {keyRef: k}\n"
-        "  pitr: {enabled: true}\n");
+    tspec_add(f, SPEC_FILE_CLUSTERS, "clusters/ok.yaml",
+              "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
+              "metadata: {name: ok, namespace: payments}\n"
+              "spec:\n"
+              "  engine: postgresql\n  version: \"16\"\n  provider: aws\n  region: eu-1\n"
+              "  instances: 2\n  resources: {cpu: 0.5, memoryMiB: 2048, storageGiB: 10}\n"
+              "  backup:\n"
+              "    schedule: {full: \"0 2 * * *\"}\n"
+              "    destination: {local: {path: /b}}\n"
+              "    encryption: {keyRef: k}\n"
+              "  pitr: {enabled: true}\n");
     /* another namespace: only the "*" policy applies */
-    add(f, SPEC_FILE_CLUSTERS, "clusters/web.yaml",
-        "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
-        "metadata: {name: web, namespace: web}\n"
-        "spec: {engine: mariadb, version: \"10.6\", provider: local, region: us-1}\n");
+    tspec_add(f, SPEC_FILE_CLUSTERS, "clusters/web.yaml",
+              "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
+              "metadata: {name: web, namespace: web}\n"
+              "spec: {engine: mariadb, version: \"10.6\", provider: local, region: us-1}\n");
     assert_string_equal(check(f),
                         "clusters/web.yaml:4:67: error: spec.region: region 'us-1' is not allowed "
                         "by policy 'everyone' (policies/all.yaml:1:1); allowed: eu-1, eu-2\n");
@@ -213,11 +182,12 @@ static void test_compliant_cluster_and_scope(void **state)
 
 static void test_terraform_cluster_paths(void **state)
 {
-    struct fx *f = *state;
-    add(f, SPEC_FILE_POLICIES, "policies/payments.yaml",
-        "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: payments-rules}\n"
-        "spec: {namespaces: [payments], instances: {min: 3}}\n");
-    add(f, SPEC_FILE_CLUSTERS, "clusters/b.tf.json",
+    struct tspec *f = *state;
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/payments.yaml",
+              "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: payments-rules}\n"
+              "spec: {namespaces: [payments], instances: {min: 3}}\n");
+    tspec_add(
+        f, SPEC_FILE_CLUSTERS, "clusters/b.tf.json",
         "{\"resource\": {\"reeve_database_cluster\": {\n"
         "  \"billing\": {\"namespace\": \"payments\", \"engine\": \"postgresql\", \"version\": "
         "\"15\", \"provider\": \"local\", \"instances\": 2}\n"
@@ -231,10 +201,10 @@ static void test_terraform_cluster_paths(void **state)
 
 static void test_policy_min_above_max(void **state)
 {
-    struct fx *f = *state;
-    add(f, SPEC_FILE_POLICIES, "policies/p.yaml",
-        "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: p}\n"
-        "spec:\n  namespaces: [\"*\"]\n  instances: {min: 5, max: 3}\n");
+    struct tspec *f = *state;
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/p.yaml",
+              "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: p}\n"
+              "spec:\n  namespaces: [\"*\"]\n  instances: {min: 5, max: 3}\n");
     assert_string_equal(check(f), "policies/p.yaml:6:20: error: spec.instances.min: 5 is above "
                                   "spec.instances.max (3); no cluster could meet this policy\n");
     assert_int_equal(f->set.npolicies, 1);
@@ -243,12 +213,14 @@ static void test_policy_min_above_max(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_policy_conversion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_rule_at_its_field, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_instances_and_backup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compliant_cluster_and_scope, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_terraform_cluster_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_policy_min_above_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_conversion, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_every_rule_at_its_field, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_instances_and_backup, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_compliant_cluster_and_scope, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_terraform_cluster_paths, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_policy_min_above_max, tspec_setup, tspec_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

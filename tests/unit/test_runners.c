@@ -33,6 +33,7 @@
 #include "serve.h"
 #include "source.h"
 #include "spec.h"
+#include "tutil.h"
 
 /* The serve test runs the loop in a thread; libh2o keeps recycled buffers
  * in thread-local free lists that nothing frees when a thread ends. */
@@ -445,15 +446,16 @@ static void test_unsupported(void **state)
     action_init(&a, "configure_users", "", KEY1);
     assert_int_equal(run(fx, &out, &a, &err), RV_EINVAL);
     assert_false(err.retryable);
-    assert_non_null(strstr(err.msg, "configure_users is not supported"));
+    assert_non_null(strstr(err.msg, "configure_users of 'payments/billing' needs the agent API"));
     action_init(&a, "switchover", "", KEY1);
     assert_int_equal(run(fx, &out, &a, &err), RV_EINVAL);
     /* a deleted cluster's final backup: the plan asks for it only when a
-     * backup was configured, which this version cannot take */
+     * backup was configured, which needs reeve serve's backup service
+     * (tests/unit/test_backups.c) */
     action_init(&a, "final_backup", "billing-0", KEY1);
     a.cluster = (char *)"payments/gone";
     assert_int_equal(run(fx, &out, &a, &err), RV_EINVAL);
-    assert_non_null(strstr(err.msg, "final backup to the configured destination is not available"));
+    assert_non_null(strstr(err.msg, "needs the backup service of reeve serve"));
 }
 
 static void test_replication_password(void **state)
@@ -623,17 +625,6 @@ struct sworld {
     pthread_t thread;
 };
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -789,10 +780,11 @@ static void test_serve_applies(void **state)
         fail_msg("set-up: %s", err.msg);
     snprintf(w.dir, sizeof(w.dir), "/tmp/reeve-runners-serve-XXXXXX");
     assert_non_null(mkdtemp(w.dir));
-    assert_int_equal(sh("git init -q --bare -b main %s/origin.git && git init -q -b main %s/work "
-                        "&& mkdir -p %s/work/clusters",
-                        w.dir, w.dir, w.dir),
-                     0);
+    assert_int_equal(
+        tu_sh("git init -q --bare -b main %s/origin.git && git init -q -b main %s/work "
+              "&& mkdir -p %s/work/clusters",
+              w.dir, w.dir, w.dir),
+        0);
     snprintf(cfg_path, sizeof(cfg_path), "%s/work/clusters/billing.yaml", w.dir);
     FILE *f = fopen(cfg_path, "w");
     assert_non_null(f);
@@ -803,9 +795,9 @@ static void test_serve_applies(void **state)
           "  resources: {cpu: 1, memoryMiB: 1024, storageGiB: 10}\n",
           f);
     fclose(f);
-    assert_int_equal(sh("cd %s/work && git add -A && git -c user.email=t@example -c user.name=t "
-                        "commit -qm init && git push -q %s/origin.git main",
-                        w.dir, w.dir),
+    assert_int_equal(tu_sh("cd %s/work && git add -A && git -c user.email=t@example -c user.name=t "
+                           "commit -qm init && git push -q %s/origin.git main",
+                           w.dir, w.dir),
                      0);
     snprintf(yaml, sizeof(yaml),
              "listen: 127.0.0.1:0\n"
@@ -924,7 +916,7 @@ static void test_serve_applies(void **state)
     free(agent_token);
     serve_halt(&w);
     config_release(&w.cfg);
-    sh("rm -rf '%s'", w.dir);
+    tu_sh("rm -rf '%s'", w.dir);
     source_global_shutdown();
 }
 

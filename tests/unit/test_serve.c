@@ -35,6 +35,7 @@
 #include "source.h"
 
 #include "../fakeforge/fakeforge_client.h"
+#include "tutil.h"
 
 #define SECRET "webhook-secret-for-tests"
 #define WAIT_MS 30000
@@ -68,17 +69,6 @@ const char *__lsan_default_suppressions(void)
 
 /* --- helpers --- */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 /* First line of a command's output into out. */
 static void sh_out(char *out, size_t size, const char *cmd)
 {
@@ -92,9 +82,9 @@ static void sh_out(char *out, size_t size, const char *cmd)
 
 static void commit_all(const char *msg)
 {
-    assert_int_equal(sh("cd %s && git add -A && git -c user.email=t@example -c user.name=t "
-                        "commit -qm '%s'",
-                        W.work, msg),
+    assert_int_equal(tu_sh("cd %s && git add -A && git -c user.email=t@example -c user.name=t "
+                           "commit -qm '%s'",
+                           W.work, msg),
                      0);
 }
 
@@ -312,8 +302,8 @@ static int group_setup(void **state)
 
     memset(&W, 0, sizeof(W));
     log_set_level(getenv("REEVE_TEST_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
-    if (src == NULL || sh("git --version >/dev/null 2>&1") != 0 ||
-        sh("python3 --version >/dev/null 2>&1") != 0)
+    if (src == NULL || tu_sh("git --version >/dev/null 2>&1") != 0 ||
+        tu_sh("python3 --version >/dev/null 2>&1") != 0)
         return 0;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (schema_get(SCHEMA_CLUSTER, &err) == NULL || schema_get(SCHEMA_CLUSTER_TF, &err) == NULL ||
@@ -327,11 +317,11 @@ static int group_setup(void **state)
         return -1;
     snprintf(W.origin, sizeof(W.origin), "%s/origin.git", W.dir);
     snprintf(W.work, sizeof(W.work), "%s/work", W.dir);
-    if (sh("git init -q --bare -b main %s && git init -q -b main %s && cp -r "
-           "%s/examples/quickstart/clusters %s/examples/quickstart/policies %s/ && cd %s && "
-           "git add -A && git -c user.email=t@example -c user.name=t commit -qm init && "
-           "git push -q %s main",
-           W.origin, W.work, src, src, W.work, W.work, W.origin) != 0)
+    if (tu_sh("git init -q --bare -b main %s && git init -q -b main %s && cp -r "
+              "%s/examples/quickstart/clusters %s/examples/quickstart/policies %s/ && cd %s && "
+              "git add -A && git -c user.email=t@example -c user.name=t commit -qm init && "
+              "git push -q %s main",
+              W.origin, W.work, src, src, W.work, W.work, W.origin) != 0)
         return -1;
     setenv("RV_SERVE_TEST_TOKEN", "T", 1);
     setenv("RV_SERVE_TEST_HOOK", SECRET, 1);
@@ -373,7 +363,7 @@ static int group_teardown(void **state)
     fakeforge_stop(&W.ff);
     config_release(&W.cfg);
     if (W.dir[0])
-        sh("rm -rf '%s'", W.dir);
+        tu_sh("rm -rf '%s'", W.dir);
     if (W.ok)
         source_global_shutdown();
     curl_global_cleanup();
@@ -419,13 +409,13 @@ static void test_pr_opened_gets_validate_and_plan(void **state)
 {
     (void)state;
     NEED_WORLD();
-    assert_int_equal(sh("cd %s && git checkout -q -b feature-1 && sed -i 's/instances: 2/"
-                        "instances: 3/' clusters/identity/sessions.yaml",
-                        W.work),
+    assert_int_equal(tu_sh("cd %s && git checkout -q -b feature-1 && sed -i 's/instances: 2/"
+                           "instances: 3/' clusters/identity/sessions.yaml",
+                           W.work),
                      0);
     commit_all("scale sessions to 3");
     head_sha(W.pr1_sha);
-    assert_int_equal(sh("git -C %s push -q %s HEAD:refs/pull/1/head", W.work, W.origin), 0);
+    assert_int_equal(tu_sh("git -C %s push -q %s HEAD:refs/pull/1/head", W.work, W.origin), 0);
     uint64_t t0 = now_ms();
     assert_int_equal(send_pr_event(1, "opened", W.pr1_sha, "delivery-1", SECRET), 202);
     expect_status(W.pr1_sha, "reeve/validate", "success", "7 clusters valid");
@@ -440,13 +430,13 @@ static void test_bad_signature_posts_nothing(void **state)
     (void)state;
     NEED_WORLD();
     char sha[41];
-    assert_int_equal(sh("cd %s && git checkout -q main && git checkout -q -b feature-2 && "
-                        "sed -i 's/instances: 3/instances: 2/' clusters/identity/accounts.yaml",
-                        W.work),
+    assert_int_equal(tu_sh("cd %s && git checkout -q main && git checkout -q -b feature-2 && "
+                           "sed -i 's/instances: 3/instances: 2/' clusters/identity/accounts.yaml",
+                           W.work),
                      0);
     commit_all("fewer accounts replicas");
     head_sha(sha);
-    assert_int_equal(sh("git -C %s push -q %s HEAD:refs/pull/2/head", W.work, W.origin), 0);
+    assert_int_equal(tu_sh("git -C %s push -q %s HEAD:refs/pull/2/head", W.work, W.origin), 0);
     size_t before = status_count();
     assert_int_equal(send_pr_event(2, "opened", sha, "delivery-2", NULL), 401);
     /* base ticks run meanwhile (every second) but do not fetch */
@@ -461,9 +451,9 @@ static void test_invalid_pr_fails_both(void **state)
     (void)state;
     NEED_WORLD();
     char sha[41];
-    assert_int_equal(sh("cd %s && git checkout -q main && git checkout -q -b feature-3 && "
-                        "sed -i 's/instances: 2/instances: 12/' clusters/identity/sessions.yaml",
-                        W.work),
+    assert_int_equal(tu_sh("cd %s && git checkout -q main && git checkout -q -b feature-3 && "
+                           "sed -i 's/instances: 2/instances: 12/' clusters/identity/sessions.yaml",
+                           W.work),
                      0);
     write_file("clusters/identity/evil.yaml",
                "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
@@ -472,7 +462,7 @@ static void test_invalid_pr_fails_both(void **state)
                "       instances: 1, \"<script>alert(1)</script>\": 1}\n");
     commit_all("break things");
     head_sha(sha);
-    assert_int_equal(sh("git -C %s push -q %s HEAD:refs/pull/3/head", W.work, W.origin), 0);
+    assert_int_equal(tu_sh("git -C %s push -q %s HEAD:refs/pull/3/head", W.work, W.origin), 0);
     assert_int_equal(send_pr_event(3, "opened", sha, "delivery-3", SECRET), 202);
     expect_status(sha, "reeve/validate", "failure",
                   "clusters/identity/evil.yaml:5:22: spec[\"<script>alert(1)</script>\"]: "
@@ -632,7 +622,8 @@ static void test_merge_gets_apply_pending(void **state)
     (void)state;
     NEED_WORLD();
     /* merge pull request 1 (fast-forward) */
-    assert_int_equal(sh("git -C %s push -q %s %s:refs/heads/main", W.work, W.origin, W.pr1_sha), 0);
+    assert_int_equal(tu_sh("git -C %s push -q %s %s:refs/heads/main", W.work, W.origin, W.pr1_sha),
+                     0);
     assert_int_equal(send_push_event(W.main_sha, W.pr1_sha, "delivery-push-1"), 202);
     /* the plan of the merge is what the pull request showed */
     expect_status(W.pr1_sha, "reeve/apply", "pending",

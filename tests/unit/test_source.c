@@ -886,6 +886,56 @@ static void test_changed_files(void **state)
     git_repository_free(up);
 }
 
+/* Pause files: clusters/<namespace>/PAUSED, one level down only. */
+static void test_list_named_files(void **state)
+{
+    (void)state;
+    char up_path[TPATH], mirror[TPATH];
+    git_repository *up = upstream_new(up_path, sizeof(up_path));
+    git_oid c1, c2;
+    const struct upd u1[] = {
+        {"clusters/search/PAUSED", "", 0, 0},
+        {"clusters/payments/PAUSED", "quarter-end freeze\n", 0, 0},
+        {"clusters/payments/billing.yaml", "b: 1\n", 0, 0},
+        {"clusters/PAUSED", "top level: not a namespace\n", 0, 0},
+        {"clusters/deep/er/PAUSED", "too deep\n", 0, 0},
+        {"clusters/.hidden/PAUSED", "hidden\n", 0, 0},
+        {"clusters/link/PAUSED", "x", 0, GIT_FILEMODE_LINK},
+        {"clusters/dir/PAUSED/x.yaml", "d: 1\n", 0, 0},
+        {"policies/p/PAUSED", "not clusters/\n", 0, 0},
+    };
+    commit_files(up, "refs/heads/main", NULL, u1, sizeof(u1) / sizeof(u1[0]), &c1);
+    struct source *src = open_source(up_path, SOURCE_FORGE_NONE, mirror, sizeof(mirror));
+    struct source_fetch_result res;
+    source_fetch_result_init(&res);
+    fetch_ok(src, &res);
+
+    struct source_file_list l;
+    struct rv_error err;
+    struct buf b = BUF_INIT;
+    source_file_list_init(&l);
+    assert_int_equal(source_list_named_files(src, &c1, "PAUSED", &l, &err), 0);
+    assert_int_equal(l.len, 2);
+    assert_string_equal(l.items[0].path, "clusters/payments/PAUSED");
+    assert_string_equal(l.items[1].path, "clusters/search/PAUSED");
+    assert_int_equal(source_read_file(src, &c1, l.items[0].path, &b, &err), 0);
+    assert_int_equal(b.len, strlen("quarter-end freeze\n"));
+
+    /* removing the file resumes: the list is empty again */
+    const struct upd u2[] = {{"clusters/payments/PAUSED", NULL, 0, 0},
+                             {"clusters/search/PAUSED", NULL, 0, 0}};
+    commit_files(up, "refs/heads/main", &c1, u2, 2, &c2);
+    fetch_ok(src, &res);
+    assert_int_equal(source_list_named_files(src, &c2, "PAUSED", &l, &err), 0);
+    assert_int_equal(l.len, 0);
+
+    buf_release(&b);
+    source_file_list_release(&l);
+    source_fetch_result_release(&res);
+    source_free(src);
+    git_repository_free(up);
+}
+
 static void test_list_spec_files(void **state)
 {
     (void)state;
@@ -1598,6 +1648,7 @@ int main(void)
         cmocka_unit_test(test_is_spec_path),
         cmocka_unit_test(test_changed_files),
         cmocka_unit_test(test_list_spec_files),
+        cmocka_unit_test(test_list_named_files),
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_load_and_update_specs),
         cmocka_unit_test(test_http_fetch),

@@ -23,6 +23,7 @@
 #include "limits.h"
 #include "schema.h"
 #include "spec.h"
+#include "tutil.h"
 
 /* Lines 1-9 of a cluster; tests append from line 10. Positions used below:
  * metadata.name value at 4:9, the `spec` key at 6:1. */
@@ -37,45 +38,13 @@
     "  version: \"15\"\n"                                                                          \
     "  provider: local\n"
 
-struct fx {
-    struct spec_set set;
-    struct diag_list diags;
-    char *out;
-};
-
-static int setup(void **state)
+static void add_cluster(struct tspec *f, const char *path, const char *text)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    spec_set_init(&f->set);
-    diag_list_init(&f->diags);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    spec_set_release(&f->set);
-    diag_list_release(&f->diags);
-    free(f->out);
-    free(f);
-    return 0;
-}
-
-static void add(struct fx *f, enum spec_file_kind kind, const char *path, const char *text)
-{
-    assert_int_equal(spec_set_add_buffer(&f->set, kind, path, text, strlen(text), &f->diags), 0);
-}
-
-static void add_cluster(struct fx *f, const char *path, const char *text)
-{
-    add(f, SPEC_FILE_CLUSTERS, path, text);
+    tspec_add(f, SPEC_FILE_CLUSTERS, path, text);
 }
 
 /* The diagnostics as `reeve validate` prints them, sorted. */
-static const char *render(struct fx *f)
+static const char *render(struct tspec *f)
 {
     size_t len = 0;
     FILE *m;
@@ -121,7 +90,7 @@ static void test_defaults_come_from_the_schema(void **state)
 
 static void test_minimal_cluster_gets_defaults(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml", HEAD);
     assert_string_equal(render(f), "");
     assert_int_equal(f->set.nclusters, 1);
@@ -161,7 +130,7 @@ static void test_minimal_cluster_gets_defaults(void **state)
 
 static void test_backup_defaults_by_engine(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/pg.yaml",
                 HEAD
                 "  backup:\n"
@@ -201,7 +170,7 @@ static void test_backup_defaults_by_engine(void **state)
 
 static void test_parameters_become_engine_text(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/pg.yaml",
                 HEAD "  parameters:\n"
                      "    max_connections: 200\n"
@@ -297,7 +266,7 @@ static const char full_tf[] =
 
 static void test_yaml_and_terraform_give_the_same_cluster(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml", full_yaml);
     add_cluster(f, "clusters/billing.tf.json", full_tf);
     assert_int_equal(f->set.nclusters, 2);
@@ -324,7 +293,7 @@ static void test_yaml_and_terraform_give_the_same_cluster(void **state)
 
 static void test_digest_follows_desired_state(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/a.yaml", HEAD);
     add_cluster(f, "clusters/b.yaml", HEAD "  instances: 1\n  deletionProtection: true\n");
     add_cluster(f, "clusters/c.yaml", HEAD "  instances: 2\n");
@@ -339,7 +308,7 @@ static void test_digest_follows_desired_state(void **state)
  * recorded before stays valid). */
 static void test_digest_is_the_canonical_json(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml", full_yaml);
     add_cluster(f, "clusters/billing.tf.json", full_tf);
     add_cluster(
@@ -396,7 +365,7 @@ static void test_digest_is_the_canonical_json(void **state)
 
 static void test_terraform_name_and_blocks(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/x.tf.json",
                 "{\"resource\": {\"reeve_database_cluster\": {\n"
                 "  \"one\": {\"namespace\": \"team\", \"engine\": \"mariadb\", \"version\": "
@@ -414,7 +383,7 @@ static void test_terraform_name_and_blocks(void **state)
 
 static void test_to_json_is_a_valid_document(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     struct rv_error err;
     struct doc_file *df = NULL;
     add_cluster(f, "clusters/billing.yaml", full_yaml);
@@ -440,7 +409,7 @@ static void test_to_json_is_a_valid_document(void **state)
 
 static void test_schema_errors_stop_conversion(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml", HEAD "  instances: 12\n");
     assert_int_equal(f->set.nclusters, 0);
     assert_int_equal(f->diags.errors, 1);
@@ -451,11 +420,11 @@ static void test_schema_errors_stop_conversion(void **state)
 
 static void test_kind_must_match_folder(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/p.yaml",
                 "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: p}\n"
                 "spec: {namespaces: [\"*\"]}\n");
-    add(f, SPEC_FILE_POLICIES, "policies/c.yaml", HEAD);
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/c.yaml", HEAD);
     assert_string_equal(render(f),
                         "clusters/p.yaml:2:7: error: kind: a Policy document must be in a file "
                         "under policies/; move it there\n"
@@ -467,10 +436,10 @@ static void test_kind_must_match_folder(void **state)
 
 static void test_empty_files(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/empty.yaml", "");
     add_cluster(f, "clusters/comment.yaml", "# nothing here yet\n");
-    add(f, SPEC_FILE_POLICIES, "policies/dashes.yaml", "---\n---\n");
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/dashes.yaml", "---\n---\n");
     add_cluster(f, "clusters/trailing.yaml", "---\n" HEAD "---\n");
     assert_string_equal(render(f),
                         "clusters/comment.yaml: error: the file is empty; write a "
@@ -485,7 +454,7 @@ static void test_empty_files(void **state)
 
 static void test_multi_document_file(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/two.yaml",
                 HEAD "---\n"
                      "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
@@ -501,7 +470,7 @@ static void test_multi_document_file(void **state)
 
 static void test_synchronous_needs_a_replica(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/a.yaml",
                 HEAD "  instances: 2\n"
                      "  replication:\n"
@@ -518,7 +487,7 @@ static void test_synchronous_needs_a_replica(void **state)
 
 static void test_cron_ranges(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml",
                 HEAD "  backup:\n"
                      "    schedule:\n"
@@ -558,7 +527,7 @@ static void test_cron_ranges(void **state)
 
 static void test_cidrs(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml",
                 HEAD "  access:\n"
                      "    allowedCIDRs:\n"
@@ -578,7 +547,7 @@ static void test_cidrs(void **state)
 
 static void test_maintenance_window(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/a.yaml", HEAD "  maintenance: {window: \"Sun 02:00-02:00\"}\n");
     add_cluster(f, "clusters/b.yaml", HEAD "  maintenance: {window: \"Sat 23:00-01:00\"}\n");
     add_cluster(f, "clusters/c.yaml", HEAD "  maintenance: {window: \"Daily 03:00-04:30\"}\n");
@@ -590,7 +559,7 @@ static void test_maintenance_window(void **state)
 
 static void test_duplicate_users(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml",
                 HEAD "  users:\n"
                      "    - name: app\n"
@@ -609,7 +578,7 @@ static void test_duplicate_users(void **state)
  * recreated: no error, and no warning (the source is in the repository). */
 static void test_restore_from_itself(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml",
                 HEAD "  bootstrap:\n"
                      "    fromBackup:\n"
@@ -622,7 +591,7 @@ static void test_restore_from_itself(void **state)
 
 static void test_terraform_paths_in_messages(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/x.tf.json",
                 "{\"resource\": {\"reeve_database_cluster\": {\"billing\": {\n"
                 "  \"namespace\": \"payments\", \"engine\": \"postgresql\", \"version\": \"15\",\n"
@@ -639,7 +608,7 @@ static void test_terraform_paths_in_messages(void **state)
 
 static void test_duplicate_cluster_across_files(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/payments/billing.yaml", HEAD);
     add_cluster(f, "clusters/payments/copy.yaml", HEAD "  instances: 2\n");
     add_cluster(f, "clusters/other.yaml",
@@ -683,7 +652,7 @@ static void test_duplicate_cluster_across_files(void **state)
 
 static void test_restore_source_outside_repository(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml",
                 HEAD "  bootstrap:\n"
                      "    fromBackup: {cluster: payments/billing-old, backupId: 20261120-full}\n");
@@ -707,7 +676,7 @@ static void test_restore_source_outside_repository(void **state)
 
 static void test_restore_source_typo_gets_a_hint(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/billing.yaml", HEAD);
     add_cluster(f, "clusters/copy.yaml",
                 "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
@@ -723,12 +692,12 @@ static void test_restore_source_typo_gets_a_hint(void **state)
 
 static void test_duplicate_policy_names(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     const char *p = "apiVersion: reeve/v1\nkind: Policy\nmetadata:\n  name: rules\n"
                     "spec: {namespaces: [\"*\"]}\n";
-    add(f, SPEC_FILE_POLICIES, "policies/a.yaml", p);
-    add(f, SPEC_FILE_POLICIES, "policies/b.yaml", p);
-    add(f, SPEC_FILE_POLICIES, "policies/c.yaml", p);
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/a.yaml", p);
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/b.yaml", p);
+    tspec_add(f, SPEC_FILE_POLICIES, "policies/c.yaml", p);
     spec_set_check(&f->set, &f->diags);
     assert_string_equal(render(f),
                         "policies/a.yaml:4:9: error: metadata.name: policy 'rules' is also "
@@ -742,7 +711,7 @@ static void test_duplicate_policy_names(void **state)
 
 static void test_find_sort_remove(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     add_cluster(f, "clusters/z.yaml", HEAD);
     add_cluster(f, "clusters/a.yaml",
                 "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
@@ -752,7 +721,8 @@ static void test_find_sort_remove(void **state)
                 "apiVersion: reeve/v1\nkind: DatabaseCluster\n"
                 "metadata: {name: aaa, namespace: payments}\n"
                 "spec: {engine: postgresql, version: \"15\", provider: local}\n");
-    add(f, SPEC_FILE_POLICIES, "policies/p.yaml",
+    tspec_add(
+        f, SPEC_FILE_POLICIES, "policies/p.yaml",
         "apiVersion: reeve/v1\nkind: Policy\nmetadata: {name: p}\nspec: {namespaces: [web]}\n");
     assert_int_equal(f->set.nclusters, 3);
     spec_set_sort(&f->set);
@@ -820,16 +790,9 @@ static const char *cluster_named(const char *ns, const char *name)
     return buf;
 }
 
-static void remove_tree(const char *dir)
-{
-    char cmd[1100];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void test_load_dir(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     struct rv_error err;
     char dir[] = "/tmp/reeve-test-spec-XXXXXX";
     char link[1100], target[1100];
@@ -893,12 +856,12 @@ static void test_load_dir(void **state)
     assert_int_equal(f->set.nclusters, 1);
     assert_string_equal(f->set.files[0], "e.yaml");
 
-    remove_tree(dir);
+    tu_rm_rf(dir);
 }
 
 static void test_load_dir_unreadable(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     struct rv_error err;
     rv_error_clear(&err);
     assert_int_equal(spec_set_load_dir(&f->set, "/nonexistent/reeve", &f->diags, &err), RV_EIO);
@@ -917,18 +880,18 @@ static void test_load_dir_unreadable(void **state)
     snprintf(path, sizeof(path), "%s/clusters/a.yaml", dir);
     assert_int_equal(chmod(path, 0), 0);
     if (access(path, R_OK) == 0) { /* running as root: nothing is unreadable */
-        remove_tree(dir);
+        tu_rm_rf(dir);
         skip();
     }
     assert_int_equal(spec_set_load_dir(&f->set, dir, &f->diags, &err), RV_EIO);
     assert_string_equal(render(f), "error: cannot read 'clusters/a.yaml': permission denied\n");
     assert_int_equal(f->set.nclusters, 1);
-    remove_tree(dir);
+    tu_rm_rf(dir);
 }
 
 static void test_too_large_file(void **state)
 {
-    struct fx *f = *state;
+    struct tspec *f = *state;
     char dir[] = "/tmp/reeve-test-spec-XXXXXX";
     char path[1100];
     assert_non_null(mkdtemp(dir));
@@ -946,7 +909,7 @@ static void test_too_large_file(void **state)
                                    "into several files\n");
     assert_int_equal(f->set.nclusters, 0);
     assert_int_equal(f->set.nfiles, 1);
-    remove_tree(dir);
+    tu_rm_rf(dir);
 }
 
 /* ------------------------------------------------------ reeve validate */
@@ -1041,42 +1004,55 @@ static void test_validate_command(void **state)
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "exec reeve validate --quiet"));
     assert_non_null(strstr(r.out, "yaml-language-server: $schema="));
-    remove_tree(dir);
+    tu_rm_rf(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_come_from_the_schema),
-        cmocka_unit_test_setup_teardown(test_minimal_cluster_gets_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backup_defaults_by_engine, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parameters_become_engine_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_yaml_and_terraform_give_the_same_cluster, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_digest_follows_desired_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_digest_is_the_canonical_json, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_terraform_name_and_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_to_json_is_a_valid_document, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_schema_errors_stop_conversion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kind_must_match_folder, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_multi_document_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_synchronous_needs_a_replica, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cron_ranges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cidrs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maintenance_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_users, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restore_from_itself, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_terraform_paths_in_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_cluster_across_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restore_source_outside_repository, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restore_source_typo_gets_a_hint, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_policy_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_find_sort_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_minimal_cluster_gets_defaults, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_defaults_by_engine, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_parameters_become_engine_text, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_and_terraform_give_the_same_cluster, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_digest_follows_desired_state, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_digest_is_the_canonical_json, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_terraform_name_and_blocks, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_to_json_is_a_valid_document, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_errors_stop_conversion, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_kind_must_match_folder, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_files, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_multi_document_file, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_synchronous_needs_a_replica, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_cron_ranges, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_cidrs, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_maintenance_window, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_users, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_from_itself, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_terraform_paths_in_messages, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_cluster_across_files, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_source_outside_repository, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_source_typo_gets_a_hint, tspec_setup,
+                                        tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_policy_names, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_find_sort_remove, tspec_setup, tspec_teardown),
         cmocka_unit_test(test_file_kind_of),
-        cmocka_unit_test_setup_teardown(test_load_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_dir_unreadable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_large_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_dir, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_load_dir_unreadable, tspec_setup, tspec_teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_file, tspec_setup, tspec_teardown),
         cmocka_unit_test(test_validate_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
