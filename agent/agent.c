@@ -20,6 +20,7 @@
 #include "dcs_client.h"
 #include "engine.h"
 #include "engine_pg.h"
+#include "fsutil.h"
 #include "hooks.h"
 #include "log.h"
 #include "ops.h"
@@ -169,52 +170,17 @@ static int64_t now_ms(const struct agent *a)
 
 /* --- files in the state directory --- */
 
+/* Atomically and durably (lib/fsutil). */
 static int write_file_0600(const char *path, const char *text, struct rv_error *err)
 {
-    char tmp[RV_PG_PATH_MAX + 80];
-    int fd = -1;
-    int rc = 0;
-    size_t len = strlen(text);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "cannot rename '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(tmp);
-    return rc;
+    return fs_write_atomic(path, text, strlen(text), 0600, NULL, NULL, err);
 }
 
 /* The marker's role ("primary"/"replica"), "" when the node was never
  * bootstrapped. */
 static void read_marker(const struct agent *a, char *out, size_t cap)
 {
-    FILE *f = fopen(a->p_marker, "r");
-    out[0] = '\0';
-    if (f == NULL)
-        return;
-    if (fgets(out, (int)cap, f) == NULL)
-        out[0] = '\0';
-    fclose(f);
-    out[strcspn(out, "\r\n")] = '\0';
+    fs_read_line(a->p_marker, out, cap);
 }
 
 static int write_marker(struct agent *a, enum role r, struct rv_error *err)
@@ -1708,7 +1674,6 @@ static int key_set(char *out, const char *prefix, const char *rest, struct rv_er
 /* The engine named by engine.type, behind a->eng. */
 static int engine_setup(struct agent *a, const struct agent_config *cfg, struct rv_error *err)
 {
-    const char *os_user = geteuid() == 0 ? cfg->pg.os_user : NULL;
     if (cfg->engine_type == ENGINE_MARIADB) {
         struct mdb_param *params = NULL;
         if (cfg->pg.n_params > 0) {
@@ -1720,44 +1685,16 @@ static int engine_setup(struct agent *a, const struct agent_config *cfg, struct 
                 params[i].value = cfg->pg.params[i].value;
             }
         }
-        struct mdb_engine_config mc = {
-            .bin_dir = cfg->pg.bin_dir,
-            .data_dir = cfg->pg.data_dir,
-            .socket_dir = cfg->pg.socket_dir,
-            .log_file = cfg->pg.log_file,
-            .listen_address = cfg->pg.listen_address,
-            .port = cfg->pg.port,
-            .server_id = cfg->server_id,
-            .node_name = cfg->node,
-            .replication_user = cfg->pg.replication_user,
-            .replication_password = cfg->pg.replication_password,
-            .allowed_cidr = cfg->pg.allowed_cidr,
-            .os_user = os_user,
-            .extra = params,
-            .n_extra = cfg->pg.n_params,
-            .no_sync = cfg->pg.no_sync,
-        };
+        struct mdb_engine_config mc;
+        agent_config_mdb(&mc, cfg);
+        mc.extra = params;
+        mc.n_extra = cfg->pg.n_params;
         int rc = engine_init_mariadb(&a->eng, &mc, err);
         free(params);
         return rc;
     }
-    struct pg_engine_config pc = {
-        .bin_dir = cfg->pg.bin_dir,
-        .data_dir = cfg->pg.data_dir,
-        .socket_dir = cfg->pg.socket_dir,
-        .log_file = cfg->pg.log_file,
-        .listen_address = cfg->pg.listen_address,
-        .port = cfg->pg.port,
-        .superuser = cfg->pg.superuser,
-        .replication_user = cfg->pg.replication_user,
-        .replication_password = cfg->pg.replication_password,
-        .application_name = cfg->node,
-        .allowed_cidr = cfg->pg.allowed_cidr,
-        .os_user = os_user,
-        .no_sync = cfg->pg.no_sync,
-        .extra = cfg->pg.params,
-        .n_extra = cfg->pg.n_params,
-    };
+    struct pg_engine_config pc;
+    agent_config_pg(&pc, cfg);
     int rc = pg_engine_init(&a->engine, &pc, err);
     if (rc == 0)
         engine_init_pg(&a->eng, &a->engine);

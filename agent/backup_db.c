@@ -46,6 +46,10 @@ static const struct db_migration migrations[] = {
      "CREATE INDEX logs_backup ON logs (backup_id, id);"
      "CREATE TABLE secrets (name TEXT PRIMARY KEY, sealed TEXT NOT NULL);"
      "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);"},
+    /* Log lines go to the reconciler too: each is sent once (synced after
+     * a 200), oldest first. */
+    {"log sync flag", "ALTER TABLE logs ADD COLUMN synced INTEGER NOT NULL DEFAULT 0;"
+                      "CREATE INDEX logs_unsynced ON logs (synced, id);"},
 };
 
 static const char *const secret_names[] = {"access_key_id", "secret_access_key", "encryption_key",
@@ -668,8 +672,12 @@ int backup_db_schedule_seen(bool *out, struct backup_db *b, const char *schedule
 
 int backup_db_prune(struct backup_db *b, const char *before, size_t *removed, struct rv_error *err)
 {
-    static const char where[] = "synced = 1 AND status <> 'running' AND started_at < ?";
-    char sql[256];
+    /* A record goes only once the reconciler has it and every line of its
+     * log: nothing is forgotten before it was sent. */
+    static const char where[] =
+        "synced = 1 AND status <> 'running' AND started_at < ? AND NOT EXISTS"
+        " (SELECT 1 FROM logs WHERE logs.backup_id = records.backup_id AND logs.synced = 0)";
+    char sql[512];
     int rc = db_begin(b->db, err);
     if (removed != NULL)
         *removed = 0;
@@ -692,6 +700,16 @@ int backup_db_prune(struct backup_db *b, const char *before, size_t *removed, st
 }
 
 /* --- logs --- */
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+static bool level_known(const char *level)
+{
+    for (size_t i = 0; level != NULL && log_levels[i] != NULL; i++)
+        if (strcmp(level, log_levels[i]) == 0)
+            return true;
+    return false;
+}
 
 static void now_rfc3339(char out[32])
 {
@@ -716,6 +734,8 @@ void backup_db_log(struct backup_db *b, const char *backup_id, const char *level
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     now_rfc3339(at);
+    if (!level_known(level))
+        level = "info";
     if (db_run(b->db, NULL, "INSERT INTO logs (backup_id, at, level, line) VALUES (?,?,?,?)",
                "tttt", backup_id, at, level, line) != 0)
         return;
@@ -723,4 +743,160 @@ void backup_db_log(struct backup_db *b, const char *backup_id, const char *level
            "DELETE FROM logs WHERE backup_id = ? AND id <= (SELECT id FROM logs WHERE backup_id = ?"
            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
            "tti", backup_id, backup_id, RV_BACKUP_LOG_LINES_MAX);
+}
+
+/* --- logs sent to the reconciler --- */
+
+/* Length of the UTF-8 sequence at p (at most n bytes), 0 when it is not
+ * one (overlong forms, surrogates and values past U+10FFFF included). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2, cp = p[0] & 0x1fu;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3, cp = p[0] & 0x0fu;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4, cp = p[0] & 0x07u;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0u) != 0x80u)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* The line as the reconciler accepts it (printable, UTF-8): control
+ * characters (C0, DEL, C1) become spaces, bytes that are not UTF-8 '?'.
+ * The length never grows. */
+void backup_db_line_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(p + i, n - i);
+        if (len == 0) {
+            p[i++] = '?';
+        } else if (len == 1 && (p[i] < 0x20 || p[i] == 0x7f)) {
+            p[i++] = ' ';
+        } else if (len == 2 && p[i] == 0xc2 && p[i + 1] <= 0x9f) { /* U+0080..U+009F */
+            p[i] = ' ';
+            p[i + 1] = ' ';
+            i += 2;
+        } else {
+            i += len;
+        }
+    }
+}
+
+static json_t *log_row(sqlite3_stmt *st)
+{
+    char *line = NULL;
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    const char *at = (const char *)sqlite3_column_text(st, 2);
+    const char *level = (const char *)sqlite3_column_text(st, 3);
+    json_t *row = NULL;
+    if (db_column_text(&line, st, 4) != 0 || line == NULL || id == NULL || at == NULL)
+        goto out;
+    backup_db_line_clean(line);
+    row = json_pack("{s:s,s:s,s:s,s:s}", "backup_id", id, "at", at, "level",
+                    level_known(level) ? level : "info", "line", line);
+out:
+    free(line);
+    return row;
+}
+
+int backup_db_logs_unsynced(json_t **out, json_t **out_ids, struct backup_db *b,
+                            const json_t *batch_ids, size_t max, struct rv_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array(), *ids = json_array();
+    char *batch = json_dumps(batch_ids, JSON_COMPACT);
+    int rc = 0;
+    *out = NULL;
+    *out_ids = NULL;
+    if (arr == NULL || ids == NULL || batch == NULL) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        goto out;
+    }
+    rc = db_prepare(&st, b->db, err,
+                    "SELECT l.id, l.backup_id, l.at, l.level, l.line FROM logs l"
+                    " JOIN records r ON r.backup_id = l.backup_id"
+                    " WHERE l.synced = 0 AND (r.synced = 1 OR l.backup_id IN"
+                    "  (SELECT value FROM json_each(?)))"
+                    " ORDER BY l.id LIMIT ?",
+                    "tl", batch, (int64_t)max);
+    while (rc == 0 && (rc = db_step(st, b->db, err)) == 1) {
+        json_t *row = log_row(st);
+        rc = 0;
+        if (row == NULL) /* a damaged row: it stays unsynced, and is pruned with its record */
+            continue;
+        if (json_array_append_new(arr, row) != 0 ||
+            json_array_append_new(ids, json_integer(sqlite3_column_int64(st, 0))) != 0)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    }
+    if (rc < 0)
+        goto out;
+    rc = 0;
+    *out = arr;
+    *out_ids = ids;
+    arr = ids = NULL;
+out:
+    db_finalize(st);
+    free(batch);
+    json_decref(arr);
+    json_decref(ids);
+    return rc;
+}
+
+int backup_db_logs_synced(struct backup_db *b, const json_t *ids, struct rv_error *err)
+{
+    char *text = json_dumps(ids, JSON_COMPACT);
+    int rc;
+    if (text == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    rc = db_run(b->db, err,
+                "UPDATE logs SET synced = 1 WHERE id IN (SELECT value FROM json_each(?))", "t",
+                text);
+    free(text);
+    return rc;
+}
+
+int backup_db_logs(json_t **out, struct backup_db *b, const char *backup_id, struct rv_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    int rc;
+    *out = NULL;
+    if (arr == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    rc = db_prepare(&st, b->db, err,
+                    "SELECT id, backup_id, at, level, line, synced FROM logs WHERE backup_id = ?"
+                    " ORDER BY id",
+                    "t", backup_id);
+    while (rc == 0 && (rc = db_step(st, b->db, err)) == 1) {
+        json_t *row = log_row(st);
+        rc = 0;
+        if (row == NULL ||
+            json_object_set_new(row, "synced", json_boolean(sqlite3_column_int(st, 5))) != 0 ||
+            json_array_append_new(arr, row) != 0)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    }
+    db_finalize(st);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
 }

@@ -100,13 +100,35 @@ int backup_db_schedule_seen(bool *out, struct backup_db *b, const char *schedule
 
 /* Forget synced, finished records (and their log lines) that started
  * before `before` (RFC 3339, compared as text): the local history stays
- * bounded by the retention period. *removed (may be NULL) counts them. */
+ * bounded by the retention period. A record whose log lines have not all
+ * been sent stays until they are. *removed (may be NULL) counts them. */
 int backup_db_prune(struct backup_db *b, const char *before, size_t *removed, struct rv_error *err);
 
 /* One log line for a backup (also kept when the backup fails); the oldest
- * lines beyond RV_BACKUP_LOG_LINES_MAX per backup are dropped. Errors are
- * ignored: a log line never fails a backup. */
+ * lines beyond RV_BACKUP_LOG_LINES_MAX per backup are dropped. level is one
+ * of debug, info, warn, error (anything else is stored as info). Each line
+ * has a synced flag: it is sent to the reconciler once (see
+ * backup_db_logs_unsynced). Errors are ignored: a log line never fails a
+ * backup. */
 void backup_db_log(struct backup_db *b, const char *backup_id, const char *level, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
+
+/* Log lines for POST /v1/agents/backups: at most max unsynced lines, oldest
+ * first, of backups the reconciler has (their record is synced) or whose
+ * record goes in the same request (batch_ids: a JSON array of backup ids),
+ * so the reconciler never gets a line of a backup it does not know. *out
+ * is an array of {"backup_id","at","level","line"}, each line cleaned with
+ * backup_db_line_clean; *out_ids the lines' row ids for
+ * backup_db_logs_synced. json_decref both. */
+int backup_db_logs_unsynced(json_t **out, json_t **out_ids, struct backup_db *b,
+                            const json_t *batch_ids, size_t max, struct rv_error *err);
+/* Mark the lines (row ids from backup_db_logs_unsynced) sent. */
+int backup_db_logs_synced(struct backup_db *b, const json_t *ids, struct rv_error *err);
+/* Every line of one backup, oldest first: {"backup_id","at","level","line",
+ * "synced"}. */
+int backup_db_logs(json_t **out, struct backup_db *b, const char *backup_id, struct rv_error *err);
+/* Make s acceptable to the reconciler in place: control characters (C0,
+ * DEL, C1) become spaces, bytes that are not UTF-8 become '?'. */
+void backup_db_line_clean(char *s);
 
 #endif

@@ -22,25 +22,13 @@
 #include "backup_db.h"
 #include "bstream.h"
 #include "buf.h"
+#include "child.h"
 #include "crypto.h"
+#include "fsutil.h"
 #include "log.h"
 #include "restore.h"
 
 #define COMP "backup"
-
-extern char **environ;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool is_canceled(const atomic_bool *c)
-{
-    return c != NULL && atomic_load(c);
-}
 
 /* --- the engine and the configuration --- */
 
@@ -53,57 +41,16 @@ bool backup_is_mariadb(const struct backup_ctx *c)
 
 int backup_mdb_engine(struct mdb_engine *e, const struct agent_config *cfg, struct rv_error *err)
 {
-    struct mdb_engine_config mc = {
-        .bin_dir = cfg->pg.bin_dir,
-        .data_dir = cfg->pg.data_dir,
-        .socket_dir = cfg->pg.socket_dir,
-        .log_file = cfg->pg.log_file,
-        .listen_address = cfg->pg.listen_address,
-        .port = cfg->pg.port,
-        .server_id = cfg->server_id,
-        .node_name = cfg->node,
-        .replication_user = cfg->pg.replication_user,
-        .replication_password = cfg->pg.replication_password,
-        .allowed_cidr = cfg->pg.allowed_cidr,
-        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
-        .no_sync = cfg->pg.no_sync,
-    };
+    struct mdb_engine_config mc;
+    agent_config_mdb(&mc, cfg);
     return mdb_engine_init(e, &mc, err);
 }
 
 /* --- SQL over the node's socket (as the engine adapter: unix_socket) --- */
 
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-
-static void lib_init(void)
-{
-    (void)mysql_library_init(0, NULL, NULL);
-}
-
 static int sql_connect(MYSQL **out, const struct mdb_engine *e, struct rv_error *err)
 {
-    char sock[RV_MDB_PATH_MAX + 32];
-    unsigned int ct = RV_MDB_CONNECT_TIMEOUT_S, rt = RV_MDB_READ_TIMEOUT_S;
-    unsigned int proto = MYSQL_PROTOCOL_SOCKET;
-    pthread_once(&lib_once, lib_init);
-    *out = NULL;
-    snprintf(sock, sizeof(sock), "%s/mariadbd.sock", e->socket_dir);
-    MYSQL *c = mysql_init(NULL);
-    if (c == NULL)
-        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    mysql_options(c, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
-    mysql_options(c, MYSQL_OPT_READ_TIMEOUT, &rt);
-    mysql_options(c, MYSQL_OPT_WRITE_TIMEOUT, &rt);
-    mysql_options(c, MYSQL_OPT_PROTOCOL, &proto);
-    if (!mysql_real_connect(c, "localhost", e->admin_user, NULL, NULL, 0, sock, 0)) {
-        int rc =
-            rv_error_set(err, RV_EUNAVAIL, true, "cannot connect to the local server on '%s': %s",
-                         sock, mysql_error(c));
-        mysql_close(c);
-        return rc;
-    }
-    *out = c;
-    return 0;
+    return mdb_engine_connect(e, out, err);
 }
 
 /* Run q; *val (may be NULL) gets the first column of the first row (or ""). */
@@ -148,37 +95,12 @@ int backup_mdb_read_only(bool *out, struct backup_ctx *c, struct rv_error *err)
 
 /* --- the backup user --- */
 
-/* The same on every node without travelling: an HMAC of the replication
- * password; a node without one uses the password sealed earlier. */
+/* The backup user's password (see backup_password). */
 static int user_password(char out[CRYPTO_SHA256_HEX_SIZE], struct backup_ctx *c,
                          struct rv_error *err)
 {
-    uint8_t mac[CRYPTO_SHA256_LEN];
-    char label[2 * RV_AGENT_NAME_MAX + 40];
-    const char *pw = c->cfg->pg.replication_password;
-    if (pw == NULL) {
-        char *stored = NULL;
-        int rc = backup_db_secret_get(&stored, c->db, BACKUP_MDB_USER ".mariadb-password", err);
-        if (rc == RV_ENOTFOUND)
-            rc = rv_error_set(err, RV_ENOTFOUND, false,
-                              "no password for the backup user %s: the agent configuration "
-                              "needs engine.replication_password",
-                              BACKUP_MDB_USER);
-        if (rc == 0)
-            snprintf(out, CRYPTO_SHA256_HEX_SIZE, "%s", stored);
-        if (stored != NULL) {
-            crypto_wipe(stored, strlen(stored));
-            free(stored);
-        }
-        return rc;
-    }
-    snprintf(label, sizeof(label), "reeve-backup-user-mariadb:%s/%s", c->cfg->namespace_,
-             c->cfg->cluster);
-    if (crypto_hmac_sha256(mac, pw, strlen(pw), label, strlen(label)) != 0 ||
-        crypto_hex_encode(out, CRYPTO_SHA256_HEX_SIZE, mac, sizeof(mac)) != 0)
-        return rv_error_set(err, RV_ECRYPTO, false, "cannot derive the backup user's password");
-    crypto_wipe(mac, sizeof(mac));
-    return 0;
+    return backup_password(out, c, "user " BACKUP_MDB_USER, BACKUP_MDB_USER ".mariadb-password",
+                           "reeve-backup-user-mariadb", err);
 }
 
 static const char user_grants[] = "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR";
@@ -229,103 +151,16 @@ out_pw:
     return rc;
 }
 
-/* --- child processes --- */
+/* --- child processes (lib/child) --- */
 
-struct proc {
-    pid_t pid;
-    int in_fd;  /* its stdin, when fed; -1 otherwise */
-    int out_fd; /* its stdout, when read; -1 otherwise */
-    int err_fd; /* its stderr (and stdout when not read) */
-    struct buf tail;
-};
-
-static char **env_build(void)
-{
-    static char lc[] = "LC_ALL=C", home[] = "HOME=/";
-    static char path_default[] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    char **envp = calloc(4, sizeof(*envp));
-    if (envp == NULL)
-        return NULL;
-    envp[0] = path_default;
-    for (char **p = environ; *p != NULL; p++)
-        if (strncmp(*p, "PATH=", 5) == 0)
-            envp[0] = *p;
-    envp[1] = lc;
-    envp[2] = home;
-    return envp;
-}
-
-/* Only async-signal-safe calls between fork and exec. */
-static void child_exec(int in_fd, int out_fd, int err_fd, const struct mdb_engine *e,
-                       char *const argv[], char *const envp[])
-{
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    setpgid(0, 0);
-    if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-        _exit(126);
-    if (e->run_as && (setgroups(1, &e->gid) != 0 || setgid(e->gid) != 0 || setuid(e->uid) != 0)) {
-        static const char msg[] = "cannot switch to the server's os user\n";
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        _exit(126);
-    }
-    if (chdir("/") != 0)
-        _exit(126);
-    execve(argv[0], argv, envp);
-    static const char msg[] = "cannot execute the program\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(127);
-}
-
-static int proc_start(struct proc *p, const char *const argv[], bool feed, bool read_out,
+/* Start argv[0] as the server's OS user (backup_spawn). */
+static int proc_start(struct child *ch, const char *const argv[], bool feed,
                       const struct mdb_engine *e, struct rv_error *err)
 {
-    int pi[2] = {-1, -1}, po[2] = {-1, -1}, pe[2] = {-1, -1};
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    char **envp = env_build();
-    int rc = 0;
-    p->pid = -1;
-    p->in_fd = p->out_fd = p->err_fd = -1;
-    buf_init(&p->tail);
-    if (envp == NULL || devnull < 0 || (feed && pipe2(pi, O_CLOEXEC) != 0) ||
-        (read_out && pipe2(po, O_CLOEXEC) != 0) || pipe2(pe, O_CLOEXEC) != 0) {
-        rc = rv_error_set(err, RV_EIO, true, "cannot set up '%s': %s", argv[0], strerror(errno));
-        goto out;
-    }
-    p->pid = fork();
-    if (p->pid < 0) {
-        rc = rv_error_set(err, RV_EIO, true, "cannot fork for '%s': %s", argv[0], strerror(errno));
-        goto out;
-    }
-    if (p->pid == 0)
-        child_exec(feed ? pi[0] : devnull, read_out ? po[1] : pe[1], pe[1], e, (char *const *)argv,
-                   envp);
-    if (feed) {
-        p->in_fd = pi[1];
-        pi[1] = -1;
-        fcntl(p->in_fd, F_SETFL, fcntl(p->in_fd, F_GETFL) | O_NONBLOCK);
-    }
-    if (read_out) {
-        p->out_fd = po[0];
-        po[0] = -1;
-    }
-    p->err_fd = pe[0];
-    pe[0] = -1;
-out:
-    for (int i = 0; i < 2; i++) {
-        if (pi[i] >= 0)
-            close(pi[i]);
-        if (po[i] >= 0)
-            close(po[i]);
-        if (pe[i] >= 0)
-            close(pe[i]);
-    }
-    if (devnull >= 0)
-        close(devnull);
+    char **envp = backup_env(NULL);
+    if (envp == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    int rc = backup_spawn(ch, argv, envp, e->run_as, e->uid, e->gid, feed, err);
     free(envp);
     return rc;
 }
@@ -337,71 +172,18 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Kill (when asked) and reap; the exit code, -1 after a signal. */
-static int proc_end(struct proc *p, bool kill_it)
-{
-    int status = 0;
-    close_fd(&p->in_fd);
-    close_fd(&p->out_fd);
-    close_fd(&p->err_fd);
-    if (p->pid <= 0)
-        return -1;
-    if (kill_it) {
-        kill(-p->pid, SIGKILL);
-        kill(p->pid, SIGKILL);
-    }
-    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    p->pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void keep_tail(struct buf *b, const char *data, size_t n)
-{
-    if (n > RV_BACKUP_STDERR_MAX) {
-        data += n - RV_BACKUP_STDERR_MAX;
-        n = RV_BACKUP_STDERR_MAX;
-    }
-    if (b->len + n > RV_BACKUP_STDERR_MAX) {
-        size_t drop = b->len + n - RV_BACKUP_STDERR_MAX;
-        memmove(b->data, b->data + drop, b->len - drop);
-        b->len -= drop;
-        b->data[b->len] = '\0';
-    }
-    (void)buf_append(b, data, n);
-}
-
-/* The last line of the captured output that says something, on one line. */
-static void tail_line(char *dst, size_t cap, const struct buf *b)
-{
-    size_t end = b->len, start;
-    dst[0] = '\0';
-    if (b->data == NULL)
-        return;
-    while (end > 0 && strchr("\r\n ", b->data[end - 1]) != NULL)
-        end--;
-    start = end;
-    while (start > 0 && b->data[start - 1] != '\n')
-        start--;
-    if (end - start > cap - 1)
-        start = end - (cap - 1);
-    size_t j = 0;
-    for (size_t i = start; i < end && j + 1 < cap; i++)
-        dst[j++] = b->data[i] == '\r' ? ' ' : b->data[i];
-    dst[j] = '\0';
-}
-
 struct pump {
     struct rv_source *src; /* fed to the child's stdin (may be NULL) */
-    struct rv_sink *sink;  /* the child's stdout goes here (may be NULL) */
+    struct rv_sink *sink;  /* the child's stdout goes here (NULL: to tail) */
     uint64_t moved;        /* bytes fed or read */
     int64_t deadline;      /* monotonic ms */
     const atomic_bool *cancel;
     bool src_failed; /* the error came from src */
+    struct buf tail; /* the end of its stderr */
 };
 
 /* Feed a pending chunk; refill it from src. */
-static int pump_feed(struct pump *pp, struct proc *p, char *chunk, size_t *off, size_t *len,
+static int pump_feed(struct pump *pp, struct child *p, char *chunk, size_t *off, size_t *len,
                      struct rv_error *err)
 {
     if (*off == *len) {
@@ -412,18 +194,18 @@ static int pump_feed(struct pump *pp, struct proc *p, char *chunk, size_t *off, 
             return rc;
         }
         if (n == 0) {
-            close_fd(&p->in_fd);
+            close_fd(&p->in);
             return 0;
         }
         *off = 0;
         *len = n;
         pp->moved += n;
     }
-    ssize_t w = write(p->in_fd, chunk + *off, *len - *off);
+    ssize_t w = write(p->in, chunk + *off, *len - *off);
     if (w < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     if (w < 0) {
-        close_fd(&p->in_fd);
+        close_fd(&p->in);
         return rv_error_set(err, RV_ECHILD, false, "the program stopped reading its input: %s",
                             strerror(errno));
     }
@@ -432,8 +214,8 @@ static int pump_feed(struct pump *pp, struct proc *p, char *chunk, size_t *off, 
 }
 
 /* Move bytes until the child closes its output (and, when fed, its input
- * is all written); stderr is kept in p->tail. */
-static int pump_run(struct pump *pp, struct proc *p, struct rv_error *err)
+ * is all written); stderr is kept in pp->tail. */
+static int pump_run(struct pump *pp, struct child *p, struct rv_error *err)
 {
     char *chunk = malloc(RV_BACKUP_CHUNK), *in = pp->src != NULL ? malloc(RV_BACKUP_CHUNK) : NULL;
     size_t in_off = 0, in_len = 0;
@@ -442,15 +224,15 @@ static int pump_run(struct pump *pp, struct proc *p, struct rv_error *err)
         rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
         goto out;
     }
-    while (rc == 0 && (p->in_fd >= 0 || p->out_fd >= 0 || p->err_fd >= 0)) {
-        struct pollfd f[3] = {{.fd = p->out_fd, .events = POLLIN},
-                              {.fd = p->err_fd, .events = POLLIN},
-                              {.fd = p->in_fd, .events = POLLOUT}};
-        if (is_canceled(pp->cancel)) {
+    while (rc == 0 && (p->in >= 0 || p->out >= 0 || p->err >= 0)) {
+        struct pollfd f[3] = {{.fd = p->out, .events = POLLIN},
+                              {.fd = p->err, .events = POLLIN},
+                              {.fd = p->in, .events = POLLOUT}};
+        if (pp->cancel != NULL && atomic_load(pp->cancel)) {
             rc = rv_error_set(err, RV_ECANCELED, false, "canceled: the agent is stopping");
             break;
         }
-        if (mono_ms() > pp->deadline) {
+        if (child_now_ms() > pp->deadline) {
             rc = rv_error_set(err, RV_ETIMEOUT, false, "did not finish in time (killed)");
             break;
         }
@@ -470,11 +252,11 @@ static int pump_run(struct pump *pp, struct proc *p, struct rv_error *err)
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
-                close_fd(i == 0 ? &p->out_fd : &p->err_fd);
+                close_fd(i == 0 ? &p->out : &p->err);
                 continue;
             }
-            if (i == 1) {
-                keep_tail(&p->tail, chunk, (size_t)n);
+            if (i == 1 || pp->sink == NULL) {
+                (void)child_keep_tail(&pp->tail, chunk, (size_t)n, RV_BACKUP_STDERR_MAX);
                 continue;
             }
             pp->moved += (uint64_t)n;
@@ -487,27 +269,35 @@ out:
     return rc;
 }
 
-/* Run a tool to its end, bounded; its exit code is checked. */
+/* Run a tool to its end (lib/child), bounded; its exit code is checked. */
 static int tool_run(const struct mdb_engine *e, const char *const argv[], const char *what,
                     int timeout_ms, const atomic_bool *cancel, struct rv_error *err)
 {
-    struct proc p;
-    struct pump pp = {.deadline = mono_ms() + timeout_ms, .cancel = cancel};
-    int rc = proc_start(&p, argv, false, false, e, err);
-    if (rc != 0)
-        return rc;
-    rc = pump_run(&pp, &p, err);
-    int code = proc_end(&p, rc != 0);
-    if (rc != 0) {
-        char msg[RV_ERROR_MSG_MAX];
-        snprintf(msg, sizeof(msg), "%s", err->msg);
-        rc = rv_error_set(err, rc, false, "%s: %s", what, msg);
-    } else if (code != 0) {
+    char **envp = backup_env(NULL);
+    struct child_result r;
+    if (envp == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    struct child_spec s = {.argv = argv,
+                           .envp = envp,
+                           .run_as = e->run_as,
+                           .uid = e->uid,
+                           .gid = e->gid,
+                           .label = "backup"};
+    struct child_opts o = {
+        .timeout_ms = timeout_ms, .cancel = cancel, .output_max = RV_BACKUP_STDERR_MAX};
+    int rc = child_run(&r, &s, 1, &o, err);
+    free(envp);
+    if (rc == 0 && r.why == RV_ETIMEOUT) {
+        rc = rv_error_set(err, RV_ETIMEOUT, false, "%s: did not finish in time (killed)", what);
+    } else if (rc == 0 && r.why == RV_ECANCELED) {
+        rc = rv_error_set(err, RV_ECANCELED, false, "%s: canceled: the agent is stopping", what);
+    } else if (rc == 0 && r.exit_code[0] != 0) {
         char tail[320];
-        tail_line(tail, sizeof(tail), &p.tail);
-        rc = rv_error_set(err, RV_ECHILD, false, "%s failed (exit %d): %s", what, code, tail);
+        child_tail_line(tail, sizeof(tail), &r.out);
+        rc = rv_error_set(err, RV_ECHILD, false, "%s failed (exit %d): %s", what, r.exit_code[0],
+                          tail);
     }
-    buf_release(&p.tail);
+    child_result_release(&r);
     return rc;
 }
 
@@ -552,27 +342,6 @@ static int mkdir_owned(const struct mdb_engine *e, const char *path, struct rv_e
         return rv_error_set(err, RV_EIO, false, "cannot hand '%s' to the server's user: %s", path,
                             strerror(errno));
     return 0;
-}
-
-static int read_small(struct buf *b, const char *path, struct rv_error *err)
-{
-    FILE *f = fopen(path, "re");
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    if (f == NULL)
-        return rv_error_set(err, errno == ENOENT ? RV_ENOTFOUND : RV_EIO, false,
-                            "cannot read '%s': %s", path, strerror(errno));
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (b->len + n > RV_MDB_BACKUP_INFO_MAX)
-            rc = rv_error_set(err, RV_ELIMIT, false, "'%s' is too large", path);
-        else if (buf_append(b, chunk, n) != 0)
-            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    }
-    fclose(f);
-    if (rc == 0 && b->data == NULL && buf_puts(b, "") != 0)
-        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    return rc;
 }
 
 /* "name = value" in xtrabackup_checkpoints / xtrabackup_info. */
@@ -699,76 +468,17 @@ static bool is_ok_mdb(json_t *m)
            strcmp(jstr(m, "method"), BACKUP_MDB_METHOD) == 0;
 }
 
+/* The shared record (backup_pg.c) with this method's fields. */
 static json_t *record_new(struct backup_ctx *c, const char *id, const char *schedule,
                           int64_t started)
 {
-    char at[32], cluster[2 * RV_AGENT_NAME_MAX + 2];
-    json_t *bk = c->backup, *schemas = json_object_get(bk, "schemas");
-    static const char *const nulls[] = {
-        "error",   "ended_at", "duration_ms", "size",   "raw_size",      "checksum", "start_lsn",
-        "end_lsn", "timeline", "gtid",        "parent", "consistent_at", "verify",   NULL};
-    json_t *r = json_object();
-    backup_time_format(at, started);
-    snprintf(cluster, sizeof(cluster), "%s/%s", c->cfg->namespace_, c->cfg->cluster);
-    int bad = r == NULL;
-    bad = bad || json_object_set_new(r, "backup_id", json_string(id)) != 0;
-    bad = bad || json_object_set_new(r, "set_id", json_string(id)) != 0;
-    bad = bad || json_object_set_new(r, "cluster", json_string(cluster)) != 0;
-    bad = bad || json_object_set_new(r, "node", json_string(c->cfg->node)) != 0;
-    bad = bad || json_object_set_new(r, "type", json_string("full")) != 0;
-    bad = bad || json_object_set_new(r, "method", json_string(BACKUP_MDB_METHOD)) != 0;
-    bad = bad || json_object_set_new(r, "params", json_array()) != 0;
-    bad = bad || json_object_set_new(r, "schedule", json_string(schedule)) != 0;
-    bad = bad || json_object_set_new(r, "status", json_string("running")) != 0;
-    bad = bad || json_object_set_new(r, "started_at", json_string(at)) != 0;
-    bad = bad || json_object_set_new(r, "location", json_string("")) != 0;
-    bad = bad || json_object_set_new(r, "name", json_string("")) != 0;
-    bad = bad || json_object_set_new(r, "encrypted", json_boolean(c->has_key)) != 0;
-    bad = bad || json_object_set_new(r, "compression", json_string("zstd")) != 0;
-    bad = bad || json_object_set_new(
-                     r, "retention_days",
-                     json_integer(json_integer_value(json_object_get(bk, "retention_days")))) != 0;
-    bad = bad ||
-          json_object_set_new(r, "schemas",
-                              json_is_array(schemas) ? json_deep_copy(schemas) : json_array()) != 0;
-    for (size_t i = 0; nulls[i] != NULL && !bad; i++)
-        bad = json_object_set_new(r, nulls[i], json_null()) != 0;
-    if (bad) {
+    json_t *r = backup_record_new(c, id, schedule, BACKUP_MDB_METHOD, false, started);
+    if (r != NULL && (json_object_set_new(r, "gtid", json_null()) != 0 ||
+                      json_object_set_new(r, "parent", json_null()) != 0)) {
         json_decref(r);
         return NULL;
     }
     return r;
-}
-
-static void record_end(json_t *rec, const char *status, const char *error, int64_t started)
-{
-    char at[32];
-    int64_t now = backup_now_ms();
-    backup_time_format(at, now);
-    json_object_set_new(rec, "status", json_string(status));
-    json_object_set_new(rec, "error", error != NULL ? json_string(error) : json_null());
-    json_object_set_new(rec, "ended_at", json_string(at));
-    json_object_set_new(rec, "duration_ms", json_integer(now - started));
-}
-
-static int manifest_put(struct backup_ctx *c, const char *id, json_t *rec, struct rv_error *err)
-{
-    char key[96];
-    struct rv_sink *s = NULL;
-    char *text = json_dumps(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
-    int rc;
-    if (text == NULL)
-        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    snprintf(key, sizeof(key), "base/%s/manifest.json", id);
-    rc = c->store->put(c->store, key, &s, err);
-    if (rc == 0)
-        rc = rv_sink_write(s, text, strlen(text), err);
-    if (rc == 0)
-        rc = rv_sink_finish(s, err);
-    else
-        rv_sink_abort(s);
-    free(text);
-    return rc;
 }
 
 /* The backup an incremental builds on: the newest succeeded backup of the
@@ -871,10 +581,10 @@ static int lsn_read(struct take *t, bool incremental, struct rv_error *err)
     char path[RV_MDB_PATH_MAX + 64], type[32];
     struct buf cp = BUF_INIT, info = BUF_INIT;
     snprintf(path, sizeof(path), "%s/lsn/xtrabackup_checkpoints", t->scratch);
-    int rc = read_small(&cp, path, err);
+    int rc = fs_read_file(&cp, path, RV_MDB_BACKUP_INFO_MAX, NULL, err);
     snprintf(path, sizeof(path), "%s/lsn/xtrabackup_info", t->scratch);
     if (rc == 0)
-        rc = read_small(&info, path, err);
+        rc = fs_read_file(&info, path, RV_MDB_BACKUP_INFO_MAX, NULL, err);
     if (rc != 0)
         goto out;
     if (!info_value(type, sizeof(type), cp.data, "backup_type") ||
@@ -902,8 +612,8 @@ static int stream_backup(struct take *t, const char *parent_lsn, struct rv_error
     char inc[48];
     struct rv_sink *down = NULL, *enc = NULL;
     struct bstream_opts opts = {.key = t->c->has_key ? t->c->key : NULL};
-    struct proc p = {.pid = -1};
-    struct pump pp = {.deadline = mono_ms() + RV_BACKUP_TIMEOUT_MS, .cancel = t->c->cancel};
+    struct child p = CHILD_INIT;
+    struct pump pp = {.deadline = child_now_ms() + RV_BACKUP_TIMEOUT_MS, .cancel = t->c->cancel};
     snprintf(exe, sizeof(exe), "%s/mariadb-backup", t->e.bin_dir);
     snprintf(dflt, sizeof(dflt), "--defaults-file=%s/backup.cnf", t->scratch);
     snprintf(sock, sizeof(sock), "--socket=%s/mariadbd.sock", t->e.socket_dir);
@@ -922,7 +632,7 @@ static int stream_backup(struct take *t, const char *parent_lsn, struct rv_error
         rv_sink_abort(down);
         return rc;
     }
-    rc = proc_start(&p, argv, false, true, &t->e, err);
+    rc = proc_start(&p, argv, false, &t->e, err);
     if (rc == 0) {
         log_info(COMP, "backup %s: running mariadb-backup%s", t->id,
                  parent_lsn != NULL ? " (incremental)" : "");
@@ -930,10 +640,10 @@ static int stream_backup(struct take *t, const char *parent_lsn, struct rv_error
         rc = pump_run(&pp, &p, err);
         t->raw = pp.moved;
     }
-    int code = proc_end(&p, rc != 0);
+    int code = backup_child_finish(&p, rc != 0);
     if (rc == 0 && code != 0) {
         char tail[320];
-        tail_line(tail, sizeof(tail), &p.tail);
+        child_tail_line(tail, sizeof(tail), &pp.tail);
         rc = rv_error_set(err, RV_ECHILD, false, "mariadb-backup failed (exit %d): %s", code, tail);
     }
     if (rc == 0 && t->raw == 0)
@@ -943,7 +653,7 @@ static int stream_backup(struct take *t, const char *parent_lsn, struct rv_error
         enc = NULL;
     }
     rv_sink_abort(enc);
-    buf_release(&p.tail);
+    buf_release(&pp.tail);
     return rc;
 }
 
@@ -969,9 +679,9 @@ static int take_finish(struct take *t, json_t *rec, int64_t started, struct rv_e
     json_object_set_new(rec, "start_lsn", json_string(t->from_lsn));
     json_object_set_new(rec, "end_lsn", json_string(t->to_lsn));
     json_object_set_new(rec, "gtid", json_string(t->gtid));
-    record_end(rec, "succeeded", NULL, started);
+    backup_record_end(rec, "succeeded", NULL, started);
     json_object_set(rec, "consistent_at", json_object_get(rec, "ended_at"));
-    return manifest_put(t->c, t->id, rec, err);
+    return backup_manifest_put(t->c, t->id, rec, err);
 }
 
 static int take(json_t **out, struct backup_ctx *c, bool incremental, const char *schedule,
@@ -1041,7 +751,7 @@ static int take(json_t **out, struct backup_ctx *c, bool incremental, const char
     }
 done:
     if (rc != 0) {
-        record_end(rec, "failed", err->msg, started);
+        backup_record_end(rec, "failed", err->msg, started);
         backup_db_log(c->db, t.id, "error", "%s", err->msg);
         log_error(COMP, "backup %s failed: %s", t.id, err->msg);
     } else {
@@ -1282,8 +992,8 @@ static int extract(struct restore_run *r, json_t *m, const char *dir, struct rv_
     char key[96], exe[RV_MDB_PATH_MAX + 32];
     const char *id = jstr(m, "backup_id");
     struct rv_source *up = NULL, *dec = NULL;
-    struct proc p = {.pid = -1};
-    struct pump pp = {.deadline = mono_ms() + RV_BACKUP_TIMEOUT_MS, .cancel = r->o->cancel};
+    struct child p = CHILD_INIT;
+    struct pump pp = {.deadline = child_now_ms() + RV_BACKUP_TIMEOUT_MS, .cancel = r->o->cancel};
     int64_t size = 0;
     snprintf(key, sizeof(key), "base/%s/data", id);
     snprintf(exe, sizeof(exe), "%s/mbstream", r->e->bin_dir);
@@ -1301,19 +1011,19 @@ static int extract(struct restore_run *r, json_t *m, const char *dir, struct rv_
     rc = bstream_decoder_new(&dec, up, r->o->key, jstr(m, "checksum"), err);
     if (rc != 0)
         goto out;
-    rc = proc_start(&p, argv, true, false, r->e, err);
+    rc = proc_start(&p, argv, true, r->e, err);
     if (rc == 0) {
         pp.src = dec;
         rc = pump_run(&pp, &p, err);
     }
-    int code = proc_end(&p, rc != 0);
+    int code = backup_child_finish(&p, rc != 0);
     if (rc != 0 && rc == RV_EINTEGRITY) {
         char msg[RV_ERROR_MSG_MAX];
         snprintf(msg, sizeof(msg), "%s", err->msg);
         rc = rv_error_set(err, RV_EINTEGRITY, false, "backup %s is damaged: %s", id, msg);
     } else if (rc == 0 && code != 0) {
         char tail[320];
-        tail_line(tail, sizeof(tail), &p.tail);
+        child_tail_line(tail, sizeof(tail), &pp.tail);
         rc = rv_error_set(err, RV_EINTEGRITY, false,
                           "backup %s is damaged: mbstream could not extract it (exit %d): %s", id,
                           code, tail);
@@ -1323,7 +1033,7 @@ static int extract(struct restore_run *r, json_t *m, const char *dir, struct rv_
         r->stored += (uint64_t)size;
     }
 out:
-    buf_release(&p.tail);
+    buf_release(&pp.tail);
     rv_source_close(dec);
     return rc;
 }
@@ -1356,7 +1066,7 @@ static int prepared_gtid(struct restore_run *r, char *out, size_t cap, struct rv
     for (size_t i = 0; names[i] != NULL; i++) {
         struct buf b = BUF_INIT;
         snprintf(path, sizeof(path), "%s/00/%s", r->work, names[i]);
-        int rc = read_small(&b, path, err);
+        int rc = fs_read_file(&b, path, RV_MDB_BACKUP_INFO_MAX, NULL, err);
         if (rc == RV_ENOTFOUND) {
             buf_release(&b);
             rv_error_clear(err);
@@ -1502,7 +1212,7 @@ int restore_mdb_run(struct mdb_engine *e, const struct restore_mdb_opts *o,
     struct chain ch = {.n = 0};
     char id[RV_RESTORE_ID_MAX + 1], dir[RV_MDB_PATH_MAX + 16];
     char gtid[RV_MDB_BACKUP_GTID_SIZE];
-    int64_t started = mono_ms();
+    int64_t started = child_now_ms();
     bool work_made = false;
     int rc;
     if (res != NULL)
@@ -1543,7 +1253,7 @@ int restore_mdb_run(struct mdb_engine *e, const struct restore_mdb_opts *o,
         snprintf(res->gtid, sizeof(res->gtid), "%s", gtid);
         snprintf(res->consistent_at, sizeof(res->consistent_at), "%s",
                  jstr(ch.m[ch.n - 1], "ended_at"));
-        res->duration_ms = mono_ms() - started;
+        res->duration_ms = child_now_ms() - started;
     }
 out:
     if (rc != 0 && work_made) {

@@ -20,7 +20,9 @@
 
 #include "backup_mariadb.h"
 #include "buf.h"
+#include "child.h"
 #include "crypto.h"
+#include "fsutil.h"
 #include "log.h"
 #include "s3.h"
 
@@ -34,13 +36,6 @@ int64_t backup_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -220,131 +215,37 @@ void backup_ctx_release(struct backup_ctx *c)
 
 /* --- child processes --- */
 
-struct child {
-    pid_t pid;
-    int out_fd; /* stdout, when piped; -1 otherwise */
-    int err_fd; /* stderr (and stdout when not piped) */
-};
-
-/* Only async-signal-safe calls between fork and exec. */
-static void child_exec(int devnull, int out_fd, int err_fd, bool run_as, uid_t uid, gid_t gid,
-                       const char *dir, char *const argv[], char *const envp[])
+int backup_spawn(struct child *ch, const char *const argv[], char *const envp[], bool run_as,
+                 uid_t uid, gid_t gid, bool feed, struct rv_error *err)
 {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    setpgid(0, 0);
-    if (dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-        _exit(126);
-    if (run_as && (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
-        static const char msg[] = "backup: cannot switch to the server's os user\n";
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        _exit(126);
-    }
-    if (chdir(dir) != 0 && chdir("/") != 0)
-        _exit(126);
-    execve(argv[0], argv, envp);
-    static const char msg[] = "backup: cannot execute the program\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(127);
-}
-
-static int child_start(struct child *ch, char *const argv[], char *const envp[], bool pipe_out,
-                       bool run_as, uid_t uid, gid_t gid, const char *dir, struct rv_error *err)
-{
-    int po[2] = {-1, -1}, pe[2] = {-1, -1};
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-    ch->pid = -1;
-    ch->out_fd = -1;
-    ch->err_fd = -1;
-    if (devnull < 0 || (pipe_out && pipe2(po, O_CLOEXEC) != 0) || pipe2(pe, O_CLOEXEC) != 0) {
-        rc = rv_error_set(err, RV_EIO, true, "cannot set up '%s': %s", argv[0], strerror(errno));
-        goto out;
-    }
-    ch->pid = fork();
-    if (ch->pid < 0) {
-        rc = rv_error_set(err, RV_EIO, true, "cannot fork for '%s': %s", argv[0], strerror(errno));
-        goto out;
-    }
-    if (ch->pid == 0)
-        child_exec(devnull, pipe_out ? po[1] : pe[1], pe[1], run_as, uid, gid, dir, argv, envp);
-    if (pipe_out) {
-        ch->out_fd = po[0];
-        po[0] = -1;
-    }
-    ch->err_fd = pe[0];
-    pe[0] = -1;
-out:
-    for (int i = 0; i < 2; i++) {
-        if (po[i] >= 0)
-            close(po[i]);
-        if (pe[i] >= 0)
-            close(pe[i]);
-    }
-    if (devnull >= 0)
-        close(devnull);
+    struct child_spec s = {.argv = argv,
+                           .envp = envp,
+                           .run_as = run_as,
+                           .uid = uid,
+                           .gid = gid,
+                           .in = feed ? CHILD_IO_PIPE : CHILD_IO_NULL,
+                           .out = CHILD_IO_PIPE,
+                           .err = CHILD_IO_PIPE,
+                           .label = "backup"};
+    int rc = child_spawn(ch, &s, -1, err);
+    if (rc == 0 && ch->in >= 0)
+        fcntl(ch->in, F_SETFL, fcntl(ch->in, F_GETFL) | O_NONBLOCK);
     return rc;
 }
 
-/* Kill (when kill is set) and reap; the exit code, -1 after a signal. */
-static int child_finish(struct child *ch, bool kill_it)
+int backup_child_finish(struct child *ch, bool kill_it)
 {
     int status = 0;
-    if (ch->out_fd >= 0)
-        close(ch->out_fd);
-    if (ch->err_fd >= 0)
-        close(ch->err_fd);
-    ch->out_fd = ch->err_fd = -1;
-    if (ch->pid <= 0)
+    if (kill_it || ch->pid <= 0) {
+        child_release(ch);
         return -1;
-    if (kill_it) {
-        kill(-ch->pid, SIGKILL);
-        kill(ch->pid, SIGKILL);
     }
-    while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    ch->pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    child_close_pipes(ch);
+    child_reap(&status, ch, INT64_MAX, NULL);
+    return child_exit_code(status);
 }
 
-/* Keep the last RV_BACKUP_STDERR_MAX bytes. */
-static int keep_tail(struct buf *b, const char *data, size_t n)
-{
-    if (n > RV_BACKUP_STDERR_MAX) {
-        data += n - RV_BACKUP_STDERR_MAX;
-        n = RV_BACKUP_STDERR_MAX;
-    }
-    if (b->len + n > RV_BACKUP_STDERR_MAX) {
-        size_t drop = b->len + n - RV_BACKUP_STDERR_MAX;
-        memmove(b->data, b->data + drop, b->len - drop);
-        b->len -= drop;
-        b->data[b->len] = '\0';
-    }
-    return buf_append(b, data, n);
-}
-
-/* The last line of text, on one line, for a message. */
-static void tail_line(char *dst, size_t cap, const struct buf *b)
-{
-    size_t len = b->len, start;
-    dst[0] = '\0';
-    if (b->data == NULL)
-        return;
-    while (len > 0 && strchr("\r\n ", b->data[len - 1]) != NULL)
-        len--;
-    start = len > cap - 1 ? len - (cap - 1) : 0;
-    size_t j = 0;
-    for (size_t i = start; i < len && j + 1 < cap; i++)
-        dst[j++] = b->data[i] == '\n' || b->data[i] == '\r' ? ' ' : b->data[i];
-    dst[j] = '\0';
-}
-
-/* Environment: the agent's PATH only, the fixed values, and extra. */
-static char **env_build(const char *const *extra)
+char **backup_env(const char *const *extra)
 {
     size_t n = 0;
     for (const char *const *p = extra; p != NULL && *p != NULL; p++)
@@ -410,7 +311,7 @@ static void parse_line(struct run *r)
 
 static void take_stderr(struct run *r, const char *data, size_t n)
 {
-    keep_tail(&r->err_tail, data, n);
+    child_keep_tail(&r->err_tail, data, n, RV_BACKUP_STDERR_MAX);
     for (size_t i = 0; i < n; i++) {
         if (data[i] == '\n' || data[i] == '\r')
             parse_line(r);
@@ -421,7 +322,7 @@ static void take_stderr(struct run *r, const char *data, size_t n)
 
 static void progress(struct run *r, bool force)
 {
-    int64_t now = mono_ms();
+    int64_t now = child_now_ms();
     char pc[16] = "";
     if (!force && now - r->last_progress < RV_BACKUP_PROGRESS_MS)
         return;
@@ -449,18 +350,17 @@ static void on_chunk(uint64_t raw, uint64_t stored, void *ud)
 static int pump(struct run *r, struct child *ch, struct rv_sink *sink, struct rv_error *err)
 {
     char *chunk = malloc(RV_BACKUP_CHUNK);
-    int64_t deadline = mono_ms() + RV_BACKUP_TIMEOUT_MS;
+    int64_t deadline = child_now_ms() + RV_BACKUP_TIMEOUT_MS;
     int rc = 0;
     if (chunk == NULL)
         return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    while (ch->out_fd >= 0 || ch->err_fd >= 0) {
-        struct pollfd p[2] = {{.fd = ch->out_fd, .events = POLLIN},
-                              {.fd = ch->err_fd, .events = POLLIN}};
+    while (ch->out >= 0 || ch->err >= 0) {
+        struct pollfd p[2] = {{.fd = ch->out, .events = POLLIN}, {.fd = ch->err, .events = POLLIN}};
         if (canceled(r->c)) {
             rc = rv_error_set(err, RV_ECANCELED, false, "backup canceled: the agent is stopping");
             break;
         }
-        if (mono_ms() > deadline) {
+        if (child_now_ms() > deadline) {
             rc = rv_error_set(err, RV_ETIMEOUT, false, "backup did not finish within %d s",
                               RV_BACKUP_TIMEOUT_MS / 1000);
             break;
@@ -479,9 +379,9 @@ static int pump(struct run *r, struct child *ch, struct rv_sink *sink, struct rv
             if (n <= 0) {
                 close(p[i].fd);
                 if (i == 0)
-                    ch->out_fd = -1;
+                    ch->out = -1;
                 else
-                    ch->err_fd = -1;
+                    ch->err = -1;
                 continue;
             }
             if (i == 1) {
@@ -501,8 +401,8 @@ static int pump(struct run *r, struct child *ch, struct rv_sink *sink, struct rv
 
 /* --- records --- */
 
-static json_t *record_new(struct backup_ctx *c, const char *id, const char *schedule,
-                          const char *method, int64_t started)
+json_t *backup_record_new(struct backup_ctx *c, const char *id, const char *schedule,
+                          const char *method, bool with_params, int64_t started)
 {
     char at[32];
     char cluster[2 * RV_AGENT_NAME_MAX + 2];
@@ -522,8 +422,9 @@ static json_t *record_new(struct backup_ctx *c, const char *id, const char *sche
     bad = bad || json_object_set_new(r, "node", json_string(c->cfg->node)) != 0;
     bad = bad || json_object_set_new(r, "type", json_string("full")) != 0;
     bad = bad || json_object_set_new(r, "method", json_string(method)) != 0;
-    bad = bad || json_object_set_new(
-                     r, "params", json_is_array(args) ? json_deep_copy(args) : json_array()) != 0;
+    bad = bad || json_object_set_new(r, "params",
+                                     with_params && json_is_array(args) ? json_deep_copy(args)
+                                                                        : json_array()) != 0;
     bad = bad || json_object_set_new(r, "schedule", json_string(schedule)) != 0;
     bad = bad || json_object_set_new(r, "status", json_string("running")) != 0;
     bad = bad || json_object_set_new(r, "started_at", json_string(at)) != 0;
@@ -551,7 +452,7 @@ static void lsn_text(char *out, size_t cap, uint64_t lsn)
     snprintf(out, cap, "%" PRIX64 "/%" PRIX64, lsn >> 32, lsn & 0xffffffffu);
 }
 
-static void record_end(json_t *rec, const char *status, const char *error, int64_t started)
+void backup_record_end(json_t *rec, const char *status, const char *error, int64_t started)
 {
     char at[32];
     int64_t now = backup_now_ms();
@@ -562,8 +463,7 @@ static void record_end(json_t *rec, const char *status, const char *error, int64
     json_object_set_new(rec, "duration_ms", json_integer(now - started));
 }
 
-/* Write base/<id>/manifest.json (plain JSON, no secrets). */
-static int manifest_put(struct backup_ctx *c, const char *id, json_t *rec, struct rv_error *err)
+int backup_manifest_put(struct backup_ctx *c, const char *id, json_t *rec, struct rv_error *err)
 {
     char key[96];
     struct rv_sink *s = NULL;
@@ -603,18 +503,20 @@ int backup_lock(int *fd, struct backup_ctx *c, struct rv_error *err)
     return 0;
 }
 
-/* The backup role's password: sealed in backup.db; made from the
- * replication password so that every node of the cluster knows the same
- * one without it ever travelling (see docs/backups.md). */
-static int role_password(char out[CRYPTO_SHA256_HEX_SIZE], struct backup_ctx *c,
-                         struct rv_error *err)
+int backup_password(char out[CRYPTO_SHA256_HEX_SIZE], struct backup_ctx *c, const char *who,
+                    const char *secret, const char *purpose, struct rv_error *err)
 {
     uint8_t mac[CRYPTO_SHA256_LEN];
-    char label[2 * RV_AGENT_NAME_MAX + 32];
+    char label[2 * RV_AGENT_NAME_MAX + 64];
     const char *pw = c->cfg->pg.replication_password;
     if (pw == NULL) {
         char *stored = NULL;
-        int rc = backup_db_secret_get(&stored, c->db, BACKUP_ROLE ".password", err);
+        int rc = backup_db_secret_get(&stored, c->db, secret, err);
+        if (rc == RV_ENOTFOUND)
+            rc = rv_error_set(err, RV_ENOTFOUND, false,
+                              "no password for the backup %s: the agent configuration "
+                              "needs engine.replication_password",
+                              who);
         if (rc == 0)
             snprintf(out, CRYPTO_SHA256_HEX_SIZE, "%s", stored);
         if (stored != NULL) {
@@ -623,12 +525,21 @@ static int role_password(char out[CRYPTO_SHA256_HEX_SIZE], struct backup_ctx *c,
         }
         return rc;
     }
-    snprintf(label, sizeof(label), "reeve-backup-role:%s/%s", c->cfg->namespace_, c->cfg->cluster);
+    snprintf(label, sizeof(label), "%s:%s/%s", purpose, c->cfg->namespace_, c->cfg->cluster);
     if (crypto_hmac_sha256(mac, pw, strlen(pw), label, strlen(label)) != 0 ||
         crypto_hex_encode(out, CRYPTO_SHA256_HEX_SIZE, mac, sizeof(mac)) != 0)
-        return rv_error_set(err, RV_ECRYPTO, false, "cannot derive the backup role's password");
+        return rv_error_set(err, RV_ECRYPTO, false, "cannot derive the password of the backup %s",
+                            who);
     crypto_wipe(mac, sizeof(mac));
     return 0;
+}
+
+/* The backup role's password (see backup_password and docs/backups.md). */
+static int role_password(char out[CRYPTO_SHA256_HEX_SIZE], struct backup_ctx *c,
+                         struct rv_error *err)
+{
+    return backup_password(out, c, "role " BACKUP_ROLE, BACKUP_ROLE ".password",
+                           "reeve-backup-role", err);
 }
 
 struct argv_buf {
@@ -690,7 +601,7 @@ static int stream_backup(struct backup_ctx *c, struct run *r, const char *id, co
     char e_pw[CRYPTO_SHA256_HEX_SIZE + 16], e_id[64], e_cl[2 * RV_AGENT_NAME_MAX + 32];
     char e_host[RV_PG_PATH_MAX + 16], e_port[32], e_data[RV_PG_PATH_MAX + 32];
     struct rv_sink *down = NULL, *enc = NULL;
-    struct child ch = {-1, -1, -1};
+    struct child ch = CHILD_INIT;
     char **envp = NULL;
     int rc, code;
     struct bstream_opts opts = {
@@ -729,7 +640,7 @@ static int stream_backup(struct backup_ctx *c, struct run *r, const char *id, co
                            "PGCONNECT_TIMEOUT=10",
                            "PGDATABASE=postgres",
                            NULL};
-    envp = env_build(extra);
+    envp = backup_env(extra);
     if (envp == NULL) {
         rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
         goto out;
@@ -743,15 +654,15 @@ static int stream_backup(struct backup_ctx *c, struct run *r, const char *id, co
         rv_sink_abort(down);
         goto out;
     }
-    rc = child_start(&ch, a->v, envp, true, c->run_as, c->uid, c->gid, "/", err);
+    rc = backup_spawn(&ch, (const char *const *)a->v, envp, c->run_as, c->uid, c->gid, false, err);
     if (rc != 0)
         goto out;
     log_info(COMP, "backup %s: running %s", id, method);
     rc = pump(r, &ch, enc, err);
-    code = child_finish(&ch, rc != 0);
+    code = backup_child_finish(&ch, rc != 0);
     if (rc == 0 && code != 0) {
         char tail[320];
-        tail_line(tail, sizeof(tail), &r->err_tail);
+        child_tail_line(tail, sizeof(tail), &r->err_tail);
         rc = rv_error_set(err, RV_ECHILD, false, "%s failed (exit %d): %s", method, code, tail);
     }
     if (rc == 0 && r->raw == 0)
@@ -809,10 +720,10 @@ int backup_full(json_t **out, struct backup_ctx *c, const char *schedule, struct
     if ((rc = backup_lock(&lock, c, err)) != 0)
         return rc;
     r.id = id;
-    r.last_progress = mono_ms();
+    r.last_progress = child_now_ms();
     buf_init(&r.err_tail);
     rc = method_argv(&a, c, &method, err);
-    rec = record_new(c, id, schedule, method, started);
+    rec = backup_record_new(c, id, schedule, method, true, started);
     if (rec == NULL) {
         rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
         goto out;
@@ -847,9 +758,9 @@ int backup_full(json_t **out, struct backup_ctx *c, const char *schedule, struct
         lsn_text(lsn, sizeof(lsn), r.end_lsn);
         json_object_set_new(rec, "end_lsn", json_string(lsn));
     }
-    record_end(rec, "succeeded", NULL, started);
+    backup_record_end(rec, "succeeded", NULL, started);
     json_object_set(rec, "consistent_at", json_object_get(rec, "ended_at"));
-    rc = manifest_put(c, id, rec, err);
+    rc = backup_manifest_put(c, id, rec, err);
     if (rc != 0)
         goto done;
     const char *post = json_string_value(json_object_get(c->backup, "post_script"));
@@ -859,7 +770,7 @@ int backup_full(json_t **out, struct backup_ctx *c, const char *schedule, struct
     }
 done:
     if (rc != 0) {
-        record_end(rec, "failed", err->msg, started);
+        backup_record_end(rec, "failed", err->msg, started);
         backup_db_log(c->db, id, "error", "%s", err->msg);
         log_error(COMP, "backup %s failed: %s", id, err->msg);
     } else {
@@ -888,11 +799,10 @@ int backup_hook_run(struct backup_ctx *c, const char *what, const char *command,
 {
     char e_id[64], e_cl[2 * RV_AGENT_NAME_MAX + 32], e_node[RV_AGENT_NAME_MAX + 16];
     char e_st[48], e_loc[RV_PG_PATH_MAX + 160], e_err[RV_ERROR_MSG_MAX + 16];
-    char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)command, NULL};
-    struct child ch = {-1, -1, -1};
-    struct buf out = BUF_INIT;
+    const char *argv[] = {"/bin/sh", "-c", command, NULL};
+    struct child_result r;
     char **envp = NULL;
-    int rc = 0, code;
+    int rc = 0;
     const char *err_text = json_string_value(json_object_get(rec, "error"));
     snprintf(e_id, sizeof(e_id), "REEVE_BACKUP_ID=%s",
              json_string_value(json_object_get(rec, "backup_id")));
@@ -904,77 +814,41 @@ int backup_hook_run(struct backup_ctx *c, const char *what, const char *command,
              json_string_value(json_object_get(rec, "location")));
     snprintf(e_err, sizeof(e_err), "REEVE_ERROR=%s", err_text != NULL ? err_text : "");
     const char *extra[] = {e_id, e_cl, e_node, e_st, e_loc, e_err, NULL};
-    envp = env_build(extra);
+    envp = backup_env(extra);
     if (envp == NULL)
         return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    rc = child_start(&ch, argv, envp, false, c->run_as, c->uid, c->gid, "/", err);
-    int64_t deadline = mono_ms() + RV_BACKUP_HOOK_TIMEOUT_MS;
-    while (rc == 0 && ch.err_fd >= 0) {
-        struct pollfd p = {.fd = ch.err_fd, .events = POLLIN};
-        char chunk[4096];
-        if (mono_ms() > deadline) {
-            rc = rv_error_set(err, RV_ETIMEOUT, false, "%s did not finish within %d s (killed)",
-                              what, RV_BACKUP_HOOK_TIMEOUT_MS / 1000);
-            break;
-        }
-        if (canceled(c)) {
-            rc = rv_error_set(err, RV_ECANCELED, false, "%s canceled: the agent is stopping", what);
-            break;
-        }
-        if (poll(&p, 1, 500) <= 0)
-            continue;
-        ssize_t n = read(ch.err_fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(ch.err_fd);
-            ch.err_fd = -1;
-            break;
-        }
-        keep_tail(&out, chunk, (size_t)n);
-    }
-    code = child_finish(&ch, rc != 0);
-    if (rc == 0 && code != 0) {
+    struct child_spec s = {.argv = argv,
+                           .envp = envp,
+                           .run_as = c->run_as,
+                           .uid = c->uid,
+                           .gid = c->gid,
+                           .label = what};
+    struct child_opts o = {.timeout_ms = RV_BACKUP_HOOK_TIMEOUT_MS,
+                           .cancel = c->cancel,
+                           .output_max = RV_BACKUP_STDERR_MAX};
+    rc = child_run(&r, &s, 1, &o, err);
+    if (rc == 0 && r.why == RV_ETIMEOUT)
+        rc = rv_error_set(err, RV_ETIMEOUT, false, "%s did not finish within %d s (killed)", what,
+                          RV_BACKUP_HOOK_TIMEOUT_MS / 1000);
+    else if (rc == 0 && r.why == RV_ECANCELED)
+        rc = rv_error_set(err, RV_ECANCELED, false, "%s canceled: the agent is stopping", what);
+    else if (rc == 0 && r.exit_code[0] != 0) {
         char tail[256];
-        tail_line(tail, sizeof(tail), &out);
-        rc = rv_error_set(err, RV_ECHILD, false, "%s failed (exit %d): %s", what, code, tail);
+        child_tail_line(tail, sizeof(tail), &r.out);
+        rc = rv_error_set(err, RV_ECHILD, false, "%s failed (exit %d): %s", what, r.exit_code[0],
+                          tail);
     }
-    buf_release(&out);
+    child_result_release(&r);
     free(envp);
     return rc;
 }
 
 /* --- the backup role --- */
 
-/* Server notices ("role is already a member") are not for the log. */
-static void quiet(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 static int pg_connect(PGconn **out, struct backup_ctx *c, struct rv_error *err)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", c->cfg->pg.port);
-    const char *const keys[] = {
-        "host", "port", "user", "dbname", "connect_timeout", "application_name", NULL};
-    const char *const vals[] = {c->cfg->pg.socket_dir, port, c->cfg->pg.superuser, "postgres", "10",
-                                "reeve-agent-backup",  NULL};
-    PGconn *pc = PQconnectdbParams(keys, vals, 0);
-    *out = NULL;
-    if (pc == NULL)
-        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    if (PQstatus(pc) != CONNECTION_OK) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pc));
-        msg[strcspn(msg, "\n")] = '\0';
-        PQfinish(pc);
-        return rv_error_set(err, RV_EUNAVAIL, true, "cannot connect to the local server: %s", msg);
-    }
-    PQsetNoticeProcessor(pc, quiet, NULL);
-    *out = pc;
-    return 0;
+    return pg_connect_local(out, c->cfg->pg.socket_dir, c->cfg->pg.port, c->cfg->pg.superuser,
+                            "reeve-agent-backup", 0, err);
 }
 
 static int sql(PGconn *pc, const char *q, struct rv_error *err)
@@ -997,45 +871,25 @@ static const char hba_mark[] = "# reeve-agent backups: the backup role over the 
 /* Put the backup role's lines first in pg_hba.conf (once). */
 static int hba_ensure(struct backup_ctx *c, bool *changed, struct rv_error *err)
 {
-    char path[RV_PG_PATH_MAX + 32], tmp[RV_PG_PATH_MAX + 48];
+    char path[RV_PG_PATH_MAX + 32];
     struct buf b = BUF_INIT;
-    FILE *f = NULL;
-    int fd = -1, rc = 0;
+    struct fs_owner o = {c->uid, c->gid};
+    size_t head = 0;
+    int rc = 0;
     *changed = false;
     snprintf(path, sizeof(path), "%s/pg_hba.conf", c->cfg->pg.data_dir);
-    snprintf(tmp, sizeof(tmp), "%s.reeve-tmp", path);
-    f = fopen(path, "re");
-    if (f == NULL)
-        return rv_error_set(err, RV_EIO, false, "cannot read '%s': %s", path, strerror(errno));
-    rc = buf_printf(&b, "%slocal replication %s scram-sha-256\nlocal all %s scram-sha-256\n",
-                    hba_mark, BACKUP_ROLE, BACKUP_ROLE);
-    char chunk[4096];
-    size_t n, head = b.len;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (b.len + n > RV_PG_CONF_FILE_MAX)
-            rc = rv_error_set(err, RV_ELIMIT, false, "'%s' is too large", path);
-        else if (buf_append(&b, chunk, n) != 0)
-            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    if (buf_printf(&b, "%slocal replication %s scram-sha-256\nlocal all %s scram-sha-256\n",
+                   hba_mark, BACKUP_ROLE, BACKUP_ROLE) != 0) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+        goto out;
     }
-    fclose(f);
+    head = b.len;
+    rc = fs_read_file(&b, path, RV_PG_CONF_FILE_MAX, NULL, err);
     if (rc != 0 || strstr(b.data + head, hba_mark) != NULL)
         goto out;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || fsync(fd) != 0 ||
-        (c->run_as && fchown(fd, c->uid, c->gid) != 0)) {
-        rc = rv_error_set(err, RV_EIO, false, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "cannot replace '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    *changed = true;
+    rc = fs_write_atomic(path, b.data, b.len, 0600, c->run_as ? &o : NULL, NULL, err);
+    *changed = rc == 0;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(tmp);
     buf_release(&b);
     return rc;
 }

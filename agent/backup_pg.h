@@ -32,7 +32,9 @@
 
 #include "backup_db.h"
 #include "bstream.h"
+#include "child.h"
 #include "config.h"
+#include "crypto.h"
 #include "err.h"
 #include "objstore.h"
 
@@ -122,6 +124,16 @@ int backup_verify_checksum(struct backup_ctx *c, const char *backup_id, const ch
 int backup_hook_run(struct backup_ctx *c, const char *what, const char *command, json_t *rec,
                     struct rv_error *err);
 
+/* A backup record (docs/backups.md) of a full backup by method, "running"
+ * since started (ms since the epoch), its outcome fields null; params: the
+ * job's args when with_params, else []. NULL when out of memory. */
+json_t *backup_record_new(struct backup_ctx *c, const char *id, const char *schedule,
+                          const char *method, bool with_params, int64_t started);
+/* Set a record's status, error (NULL: none), ended_at and duration_ms. */
+void backup_record_end(json_t *rec, const char *status, const char *error, int64_t started);
+/* Write base/<id>/manifest.json (plain JSON, no secrets). */
+int backup_manifest_put(struct backup_ctx *c, const char *id, json_t *rec, struct rv_error *err);
+
 /* The archive_command for this agent: "'<exe>' wal-push -c '<cfg>' %p". */
 int backup_archive_command(char *out, size_t cap, const char *exe, const char *cfg_path,
                            struct rv_error *err);
@@ -131,5 +143,23 @@ int backup_id_new(char out[32], int64_t now_ms);
 /* RFC 3339 UTC with ms ("2026-11-21T08:05:01.123Z"). */
 void backup_time_format(char out[32], int64_t ms);
 int64_t backup_now_ms(void);
+/* The password of the backup login, the same on every node without
+ * travelling: an HMAC (label "<purpose>:<namespace>/<cluster>") of the
+ * replication password; without one, the password sealed in backup.db
+ * under secret. who names the login in messages ("role reeve_backup"). */
+int backup_password(char out[CRYPTO_SHA256_HEX_SIZE], struct backup_ctx *c, const char *who,
+                    const char *secret, const char *purpose, struct rv_error *err);
+/* A backup tool's environment: the agent's PATH only, LC_ALL=C, HOME=/,
+ * then extra (NULL-terminated, may be NULL; not copied). NULL when out of
+ * memory; free() it. */
+char **backup_env(const char *const *extra);
+/* Start a backup tool (lib/child), as uid/gid when run_as: its stdin a
+ * non-blocking pipe (ch->in) when feed, else /dev/null; its stdout and
+ * stderr pipes (ch->out, ch->err). */
+int backup_spawn(struct child *ch, const char *const argv[], char *const envp[], bool run_as,
+                 uid_t uid, gid_t gid, bool feed, struct rv_error *err);
+/* Kill (when kill_it is set) and reap ch, else close its pipes and wait;
+ * the exit code, -1 after a signal. */
+int backup_child_finish(struct child *ch, bool kill_it);
 
 #endif

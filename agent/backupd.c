@@ -116,35 +116,46 @@ static void poll_view(struct backupd *d)
     json_decref(ans);
 }
 
-/* Send unsynced records (and the WAL position); mark them synced after a
- * 200. */
-static void sync_records(struct backupd *d)
+/* The backup ids of a batch of records, as a JSON array. */
+static json_t *batch_ids(const json_t *recs)
+{
+    json_t *ids = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r)
+    {
+        json_t *id = json_object_get(r, "backup_id");
+        if (ids != NULL && json_is_string(id) && json_array_append(ids, id) != 0) {
+            json_decref(ids);
+            return NULL;
+        }
+    }
+    return ids;
+}
+
+/* Fewer log lines until the body fits what the reconciler accepts (lines
+ * are at most RV_ERROR_MSG_MAX bytes, so this is rare). */
+static void body_fit(json_t *body, json_t *logs, json_t *log_ids)
+{
+    for (;;) {
+        char *text = json_dumps(body, JSON_COMPACT);
+        size_t len = text != NULL ? strlen(text) : 0;
+        free(text);
+        size_t n = json_array_size(logs);
+        if (len <= RV_BACKUPS_POST_BODY_MAX || n == 0)
+            return;
+        for (size_t keep = n / 2; json_array_size(logs) > keep;) {
+            json_array_remove(logs, json_array_size(logs) - 1);
+            json_array_remove(log_ids, json_array_size(log_ids) - 1);
+        }
+    }
+}
+
+/* Mark what a 200 acknowledged: each record unless it changed meanwhile,
+ * and the log lines sent. */
+static void mark_synced(struct backupd *d, json_t *recs, json_t *log_ids)
 {
     struct rv_error e = {0};
-    json_t *recs = NULL, *body = NULL, *wal = NULL;
-    char *seg = NULL, *at = NULL;
-    if (backup_db_records(&recs, d->ctx.db, true, RV_BACKUP_SYNC_BATCH, &e) != 0) {
-        log_warn(COMP, "cannot read records: %s", e.msg);
-        goto out;
-    }
-    if (backup_db_state_get(&seg, d->ctx.db, "wal_last_segment", &e) == 0 &&
-        backup_db_state_get(&at, d->ctx.db, "wal_last_archived_at", &e) == 0)
-        wal = json_pack("{s:s,s:s}", "last_segment", seg, "last_archived_at", at);
-    if (json_array_size(recs) == 0 && (seg == NULL || strcmp(seg, d->wal_sent) == 0))
-        goto out;
-    body = json_pack("{s:O,s:o}", "records", recs, "wal", wal != NULL ? wal : json_null());
-    wal = NULL; /* body holds it (json_pack steals it even on failure) */
-    if (body == NULL)
-        goto out;
-    if (dcs_client_call(NULL, &d->http, "POST", "/v1/agents/backups", body, &e) != 0) {
-        /* Unreachable is the normal case of a reconciler that is down; a
-         * refusal is not, and says why. */
-        if (e.retryable || e.code == RV_EUNAVAIL || e.code == RV_ETIMEOUT)
-            log_debug(COMP, "records not sent (retrying next poll): %s", e.msg);
-        else
-            log_warn(COMP, "records not accepted (retrying next poll): %s", e.msg);
-        goto out;
-    }
     size_t i;
     json_t *r;
     json_array_foreach(recs, i, r)
@@ -155,15 +166,70 @@ static void sync_records(struct backupd *d)
             log_warn(COMP, "cannot mark record %s synced: %s", id, e.msg);
         free(text);
     }
+    if (json_array_size(log_ids) > 0 && backup_db_logs_synced(d->ctx.db, log_ids, &e) != 0)
+        log_warn(COMP, "cannot mark %zu log line(s) synced: %s", json_array_size(log_ids), e.msg);
+}
+
+/* Send unsynced records, their log lines (and later lines of records the
+ * reconciler has) and the WAL position; mark them synced after a 200. */
+static void sync_records(struct backupd *d)
+{
+    struct rv_error e = {0};
+    json_t *recs = NULL, *body = NULL, *wal = NULL, *ids = NULL, *logs = NULL, *log_ids = NULL;
+    char *seg = NULL, *at = NULL;
+    if (backup_db_records(&recs, d->ctx.db, true, RV_BACKUP_SYNC_BATCH, &e) != 0) {
+        log_warn(COMP, "cannot read records: %s", e.msg);
+        goto out;
+    }
+    ids = batch_ids(recs);
+    if (ids == NULL || backup_db_logs_unsynced(&logs, &log_ids, d->ctx.db, ids,
+                                               RV_BACKUP_SYNC_LOG_LINES, &e) != 0) {
+        log_warn(COMP, "cannot read log lines (records go without them): %s",
+                 ids == NULL ? "out of memory" : e.msg);
+        logs = json_array();
+        log_ids = json_array();
+        if (logs == NULL || log_ids == NULL)
+            goto out;
+    }
+    if (backup_db_state_get(&seg, d->ctx.db, "wal_last_segment", &e) == 0 &&
+        backup_db_state_get(&at, d->ctx.db, "wal_last_archived_at", &e) == 0)
+        wal = json_pack("{s:s,s:s}", "last_segment", seg, "last_archived_at", at);
+    if (json_array_size(recs) == 0 && json_array_size(logs) == 0 &&
+        (seg == NULL || strcmp(seg, d->wal_sent) == 0))
+        goto out;
+    body = json_pack("{s:O,s:o}", "records", recs, "wal", wal != NULL ? wal : json_null());
+    wal = NULL; /* body holds it (json_pack steals it even on failure) */
+    if (body == NULL)
+        goto out;
+    /* "logs" only when there are some: a reconciler without log support
+     * still takes the records. */
+    if (json_array_size(logs) > 0 && json_object_set(body, "logs", logs) != 0)
+        goto out;
+    body_fit(body, logs, log_ids);
+    if (dcs_client_call(NULL, &d->http, "POST", "/v1/agents/backups", body, &e) != 0) {
+        /* Unreachable is the normal case of a reconciler that is down; a
+         * refusal is not, and says why. */
+        if (e.retryable || e.code == RV_EUNAVAIL || e.code == RV_ETIMEOUT)
+            log_debug(COMP, "records not sent (retrying next poll): %s", e.msg);
+        else
+            log_warn(COMP, "records not accepted (retrying next poll): %s", e.msg);
+        goto out;
+    }
+    mark_synced(d, recs, log_ids);
     if (seg != NULL)
         snprintf(d->wal_sent, sizeof(d->wal_sent), "%s", seg);
     if (json_array_size(recs) > 0)
         log_info(COMP, "%zu backup record(s) sent to the reconciler", json_array_size(recs));
+    if (json_array_size(logs) > 0)
+        log_debug(COMP, "%zu backup log line(s) sent to the reconciler", json_array_size(logs));
 out:
     free(seg);
     free(at);
     json_decref(wal);
     json_decref(recs);
+    json_decref(ids);
+    json_decref(logs);
+    json_decref(log_ids);
     json_decref(body);
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "doc.h"
 
@@ -523,6 +524,46 @@ static void load_root(struct conv *cv, struct agent_config *c, const struct doc_
         bad(cv, doc_map_get(root, "synchronous"), "synchronous",
             "synchronous standbys are PostgreSQL's; MariaDB clusters replicate asynchronously "
             "(set 0 or remove it)");
+}
+
+void agent_config_pg(struct pg_engine_config *pc, const struct agent_config *cfg)
+{
+    *pc = (struct pg_engine_config){
+        .bin_dir = cfg->pg.bin_dir,
+        .data_dir = cfg->pg.data_dir,
+        .socket_dir = cfg->pg.socket_dir,
+        .log_file = cfg->pg.log_file,
+        .listen_address = cfg->pg.listen_address,
+        .port = cfg->pg.port,
+        .superuser = cfg->pg.superuser,
+        .replication_user = cfg->pg.replication_user,
+        .replication_password = cfg->pg.replication_password,
+        .application_name = cfg->node,
+        .allowed_cidr = cfg->pg.allowed_cidr,
+        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
+        .no_sync = cfg->pg.no_sync,
+        .extra = cfg->pg.params,
+        .n_extra = cfg->pg.n_params,
+    };
+}
+
+void agent_config_mdb(struct mdb_engine_config *mc, const struct agent_config *cfg)
+{
+    *mc = (struct mdb_engine_config){
+        .bin_dir = cfg->pg.bin_dir,
+        .data_dir = cfg->pg.data_dir,
+        .socket_dir = cfg->pg.socket_dir,
+        .log_file = cfg->pg.log_file,
+        .listen_address = cfg->pg.listen_address,
+        .port = cfg->pg.port,
+        .server_id = cfg->server_id,
+        .node_name = cfg->node,
+        .replication_user = cfg->pg.replication_user,
+        .replication_password = cfg->pg.replication_password,
+        .allowed_cidr = cfg->pg.allowed_cidr,
+        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
+        .no_sync = cfg->pg.no_sync,
+    };
 }
 
 int agent_config_load(struct agent_config *c, const char *path, struct diag_list *diags)

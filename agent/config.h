@@ -116,6 +116,13 @@ int agent_config_load_opts(struct agent_config *c, const char *path, bool no_sec
 /* Free what c holds, wiping secrets. */
 void agent_config_release(struct agent_config *c);
 
+/* The engine configuration of this node, pointing into cfg (nothing
+ * copied): the server's OS user only when the agent runs as root. The
+ * PostgreSQL one carries cfg's parameters; the MariaDB one none (the
+ * caller sets extra). */
+void agent_config_pg(struct pg_engine_config *pc, const struct agent_config *cfg);
+void agent_config_mdb(struct mdb_engine_config *mc, const struct agent_config *cfg);
+
 /* Resolve "env:NAME" or "file:/path" into a new string (trailing newline
  * dropped). RV_EINVAL for another form, RV_ENOTFOUND/RV_EIO when unreadable. */
 int agent_secret_resolve(char **out, const char *ref, struct rv_error *err);

@@ -6,47 +6,20 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <mysql.h>
 
+#include "child.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define COMP "engine"
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* First line of a small file into out ("" when unreadable). */
-static void read_line(const char *path, char *out, size_t cap)
-{
-    FILE *f = fopen(path, "re");
-    out[0] = '\0';
-    if (f == NULL)
-        return;
-    if (fgets(out, (int)cap, f) == NULL)
-        out[0] = '\0';
-    fclose(f);
-    out[strcspn(out, "\r\n")] = '\0';
-}
 
 /* --- PostgreSQL --- */
 
@@ -90,7 +63,7 @@ static int pg_status_of(struct engine *e, uint64_t primary_pos, struct engine_st
     if (e->version[0] == '\0') {
         char path[RV_PG_PATH_MAX + 16];
         snprintf(path, sizeof(path), "%s/PG_VERSION", e->pg->data_dir);
-        read_line(path, e->version, sizeof(e->version));
+        fs_read_line(path, e->version, sizeof(e->version));
     }
     return 0;
 }
@@ -172,25 +145,12 @@ static int mdb_primary_of(struct mdb_primary *m, const struct pg_primary *p)
 static int mdb_sql(struct mdb_engine *m, const char *const *stmts, size_t n, char *out, size_t cap,
                    struct rv_error *err)
 {
-    char sock[RV_MDB_PATH_MAX + 32];
-    unsigned int ct = RV_MDB_CONNECT_TIMEOUT_S, rt = RV_MDB_READ_TIMEOUT_S;
-    unsigned int proto = MYSQL_PROTOCOL_SOCKET;
-    int rc = 0;
+    MYSQL *c = NULL;
     if (out != NULL && cap > 0)
         out[0] = '\0';
-    snprintf(sock, sizeof(sock), "%s/mariadbd.sock", m->socket_dir);
-    MYSQL *c = mysql_init(NULL);
-    if (c == NULL)
-        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    mysql_options(c, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
-    mysql_options(c, MYSQL_OPT_READ_TIMEOUT, &rt);
-    mysql_options(c, MYSQL_OPT_WRITE_TIMEOUT, &rt);
-    mysql_options(c, MYSQL_OPT_PROTOCOL, &proto);
-    if (!mysql_real_connect(c, "localhost", m->admin_user, NULL, NULL, 0, sock, 0)) {
-        rc = rv_error_set(err, RV_EUNAVAIL, true, "cannot connect to '%s' on '%s': %s",
-                          m->node_name, sock, mysql_error(c));
-        goto out;
-    }
+    int rc = mdb_engine_connect(m, &c, err);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         if (mysql_query(c, stmts[i]) != 0) {
             rc = rv_error_set(err, RV_EDB, false, "'%s' on '%s': %s", stmts[i], m->node_name,
@@ -300,111 +260,51 @@ static bool dir_has_entries(const char *path)
     return access(probe, F_OK) == 0;
 }
 
-/* The tail of a small file, one line, for an error message. */
-static void file_tail(const char *path, char *out, size_t cap)
+/* dump | load (lib/child), bounded by RV_ENGINE_DUMP_TIMEOUT_MS; the
+ * stderr of both is kept for the message. */
+static int run_pipe(const char *const *dump, const char *const *load, const struct mdb_engine *m,
+                    struct rv_error *err)
 {
-    char buf[RV_ENGINE_DUMP_ERR_MAX + 1];
-    out[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    off_t end = lseek(fd, 0, SEEK_END);
-    off_t from = end > RV_ENGINE_DUMP_ERR_MAX ? end - RV_ENGINE_DUMP_ERR_MAX : 0;
-    ssize_t n = pread(fd, buf, RV_ENGINE_DUMP_ERR_MAX, from);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] == '\n' || buf[i] == '\r')
-            buf[i] = ' ';
-    size_t len = strlen(buf);
-    while (len > 0 && buf[len - 1] == ' ')
-        buf[--len] = '\0';
-    snprintf(out, cap, "%s", len + 1 > cap ? buf + len + 1 - cap : buf);
-}
-
-/* In a child: stdin/stdout as given, stderr to errfd, nothing else open. */
-static void child_exec(int in, int out, int errfd, const char *const *argv)
-{
-    if ((in >= 0 && dup2(in, STDIN_FILENO) < 0) || (out >= 0 && dup2(out, STDOUT_FILENO) < 0) ||
-        dup2(errfd, STDERR_FILENO) < 0)
-        _exit(126);
-    close_range(3, ~0U, 0);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-/* dump | load, bounded by RV_ENGINE_DUMP_TIMEOUT_MS; stderr of both into
- * errpath. */
-static int run_pipe(const char *const *dump, const char *const *load, const char *errpath,
-                    const struct mdb_engine *m, struct rv_error *err)
-{
+    extern char **environ;
     int pfd[2] = {-1, -1};
-    int errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    pid_t pids[2] = {-1, -1};
-    int status[2] = {0, 0};
-    bool done[2] = {false, false};
+    struct child_result r;
     int rc = 0;
-    if (errfd < 0 || devnull < 0 || pipe2(pfd, O_CLOEXEC) != 0) {
-        rc = rv_error_set(err, RV_EIO, true, "cannot set up the clone of '%s': %s", m->node_name,
-                          strerror(errno));
-        goto out;
-    }
-    pids[0] = fork();
-    if (pids[0] == 0)
-        child_exec(devnull, pfd[1], errfd, dump);
-    pids[1] = pids[0] > 0 ? fork() : -1;
-    if (pids[1] == 0)
-        child_exec(pfd[0], -1, errfd, load);
-    close(pfd[0]);
-    close(pfd[1]);
-    pfd[0] = pfd[1] = -1;
-    if (pids[0] < 0 || pids[1] < 0) {
-        rc = rv_error_set(err, RV_EIO, true, "fork: %s", strerror(errno));
-        goto out;
-    }
-    int64_t deadline = mono_ms() + RV_ENGINE_DUMP_TIMEOUT_MS;
-    while (!done[0] || !done[1]) {
-        for (int i = 0; i < 2; i++)
-            if (!done[i] && waitpid(pids[i], &status[i], WNOHANG) == pids[i])
-                done[i] = true;
-        if (done[0] && done[1])
-            break;
-        if (mono_ms() > deadline) {
-            rc =
-                rv_error_set(err, RV_ETIMEOUT, true, "the clone of '%s' did not finish within %d s",
-                             m->node_name, RV_ENGINE_DUMP_TIMEOUT_MS / 1000);
-            break;
-        }
-        nap(100);
-    }
-out:
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return rv_error_set(err, RV_EIO, true, "cannot set up the clone of '%s': %s", m->node_name,
+                            strerror(errno));
+    struct child_spec s[2] = {{.argv = dump,
+                               .envp = environ,
+                               .out = CHILD_IO_FD,
+                               .out_fd = pfd[1],
+                               .close_fds = true,
+                               .label = "engine"},
+                              {.argv = load,
+                               .envp = environ,
+                               .in = CHILD_IO_FD,
+                               .in_fd = pfd[0],
+                               .close_fds = true,
+                               .label = "engine"}};
+    struct child_opts o = {.timeout_ms = RV_ENGINE_DUMP_TIMEOUT_MS,
+                           .output_max = RV_ENGINE_DUMP_ERR_MAX,
+                           .close_after_spawn = pfd,
+                           .n_close = 2};
+    rc = child_run(&r, s, 2, &o, err);
     for (int i = 0; i < 2; i++)
-        if (pids[i] > 0 && !done[i]) {
-            kill(pids[i], SIGKILL);
-            waitpid(pids[i], &status[i], 0);
-            done[i] = false;
+        if (pfd[i] >= 0)
+            close(pfd[i]);
+    if (rc == 0 && r.why != 0)
+        rc = rv_error_set(err, r.why, true, "the clone of '%s' did not finish within %d s",
+                          m->node_name, RV_ENGINE_DUMP_TIMEOUT_MS / 1000);
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if (r.exit_code[i] != 0) {
+            char tail[320];
+            child_tail_line(tail, sizeof(tail), &r.out);
+            bool conn = strstr(tail, "Can't connect") != NULL;
+            rc = rv_error_set(err, conn ? RV_EUNAVAIL : RV_ECHILD, conn,
+                              "cannot copy into '%s' (%s failed): %s", m->node_name,
+                              i == 0 ? "mariadb-dump" : "mariadb", tail);
         }
-    if (rc == 0)
-        for (int i = 0; i < 2 && rc == 0; i++)
-            if (!WIFEXITED(status[i]) || WEXITSTATUS(status[i]) != 0) {
-                char tail[320];
-                file_tail(errpath, tail, sizeof(tail));
-                bool conn = strstr(tail, "Can't connect") != NULL;
-                rc = rv_error_set(err, conn ? RV_EUNAVAIL : RV_ECHILD, conn,
-                                  "cannot copy into '%s' (%s failed): %s", m->node_name,
-                                  i == 0 ? "mariadb-dump" : "mariadb", tail);
-            }
-    if (pfd[0] >= 0)
-        close(pfd[0]);
-    if (pfd[1] >= 0)
-        close(pfd[1]);
-    if (errfd >= 0)
-        close(errfd);
-    if (devnull >= 0)
-        close(devnull);
+    child_result_release(&r);
     return rc;
 }
 
@@ -440,11 +340,10 @@ static int write_client_cnf(const char *path, const struct mdb_engine *m, struct
  * it replicates. The dump sets gtid_slave_pos to the copy's position. */
 static int mdb_copy(struct mdb_engine *m, const struct pg_primary *p, struct rv_error *err)
 {
-    char cnf[RV_MDB_PATH_MAX + 32], errp[RV_MDB_PATH_MAX + 32], defaults[RV_MDB_PATH_MAX + 48];
+    char cnf[RV_MDB_PATH_MAX + 32], defaults[RV_MDB_PATH_MAX + 48];
     char dump_exe[RV_MDB_PATH_MAX + 32], load_exe[RV_MDB_PATH_MAX + 32];
     char sock[RV_MDB_PATH_MAX + 48], user[RV_MDB_NAME_MAX + 16], port[16];
     snprintf(cnf, sizeof(cnf), "%s/clone.cnf", m->socket_dir);
-    snprintf(errp, sizeof(errp), "%s/clone.err", m->socket_dir);
     snprintf(defaults, sizeof(defaults), "--defaults-file=%s", cnf);
     snprintf(dump_exe, sizeof(dump_exe), "%s/mariadb-dump", m->bin_dir);
     snprintf(load_exe, sizeof(load_exe), "%s/mariadb", m->bin_dir);
@@ -480,14 +379,12 @@ static int mdb_copy(struct mdb_engine *m, const struct pg_primary *p, struct rv_
     int rc = write_client_cnf(cnf, m, err);
     if (rc != 0)
         return rc;
-    int64_t t0 = mono_ms();
-    rc = run_pipe(dump, load, errp, m, err);
+    int64_t t0 = child_now_ms();
+    rc = run_pipe(dump, load, m, err);
     unlink(cnf);
-    if (rc == 0) {
-        unlink(errp);
+    if (rc == 0)
         log_info(COMP, "copied the databases of %s:%d into '%s' in %" PRId64 " ms", p->host,
-                 p->port, m->node_name, mono_ms() - t0);
-    }
+                 p->port, m->node_name, child_now_ms() - t0);
     return rc;
 }
 

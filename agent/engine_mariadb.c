@@ -26,6 +26,8 @@
 
 #include "buf.h"
 #include "child.h"
+#include "engutil.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define COMPONENT "engine_mariadb"
@@ -78,100 +80,24 @@ enum {
 
 /* --- small helpers --- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static int copy_str(char *dst, size_t cap, const char *src, const char *what, struct rv_error *err)
 {
-    if (!src || !*src)
-        return rv_error_set(err, RV_EINVAL, false, "engine_mariadb: '%s' is required", what);
-    size_t n = strlen(src);
-    if (n >= cap)
-        return rv_error_set(err, RV_ELIMIT, false,
-                            "engine_mariadb: '%s' is too long (%zu bytes, at most %zu)", what, n,
-                            cap - 1);
-    memcpy(dst, src, n + 1);
-    return 0;
-}
-
-/* User, node and database names: written into SQL between quotes and into
- * file names, so only characters none of those need escaped. */
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > RV_MDB_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return eng_copy_str(dst, cap, src, what, "engine_mariadb", err);
 }
 
 /* Database names: also an identifier between backquotes. */
 static bool valid_db_name(const char *s)
 {
-    if (!valid_name(s))
+    if (!eng_valid_name(s, RV_MDB_NAME_MAX))
         return false;
     return strchr(s, '-') == NULL;
-}
-
-/* Hosts, addresses and CIDRs. */
-static bool valid_host(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > RV_MDB_HOST_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == ':' || c == '/'))
-            return false;
-    }
-    return true;
-}
-
-/* Absolute paths without characters that an option file or a command line
- * would need quoted. */
-static bool valid_path(const char *s)
-{
-    if (s[0] != '/')
-        return false;
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == 0x7f || c == '\'' || c == '"' || c == '\\' || c == '$' || c == '`' ||
-            c == ' ' || c == '#')
-            return false;
-    }
-    return true;
 }
 
 /* Variable names: lower case, digits and '_' (as SHOW VARIABLES spells
  * them; the option-file spelling with '-' is not accepted). */
 static bool valid_param_name(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > RV_MDB_NAME_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
+    return s[0] >= 'a' && s[0] <= 'z' && eng_valid_lower(s, RV_MDB_NAME_MAX);
 }
 
 /* Values are written as name = "value" into an option file, which has no
@@ -242,150 +168,43 @@ static void log_tail(char *dst, size_t cap, const char *path)
 
 /* --- files --- */
 
-/* Write path atomically (temporary file, fsync, rename), owned by the
- * server's OS user. */
+/* Write path atomically (lib/fsutil), owned by the server's OS user. */
 static int write_file(const struct mdb_engine *e, const char *path, const char *data, mode_t mode,
                       struct rv_error *err)
 {
-    char tmp[RV_MDB_PATH_MAX + 64];
-    int fd = -1;
-    int rc = 0;
-    size_t len = strlen(data);
-    size_t off = 0;
-
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        rc = rv_error_set(err, RV_ELIMIT, false, "engine_mariadb: path '%s' is too long", path);
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot create '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    if (e->run_as && fchown(fd, e->uid, e->gid) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot chown '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    if (fchmod(fd, mode) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot chmod '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot write '%s': %s", tmp,
-                              strerror(errno));
-            goto out;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        fd = -1;
-        rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot sync '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot rename '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(tmp);
-    return rc;
-}
-
-/* Read a whole small file; *out is NUL-terminated. A missing file is
- * RV_ENOTFOUND. */
-static int read_file(const char *path, struct buf *out, struct rv_error *err)
-{
-    char chunk[4096];
-    int rc = 0;
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        if (errno == ENOENT)
-            return RV_ENOTFOUND;
-        return rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot open '%s': %s", path,
-                            strerror(errno));
-    }
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (out->len + r > RV_MDB_CONF_FILE_MAX) {
-            rc = rv_error_set(err, RV_ELIMIT, false, "engine_mariadb: '%s' is larger than %d bytes",
-                              path, RV_MDB_CONF_FILE_MAX);
-            break;
-        }
-        if (buf_append(out, chunk, r) != 0) {
-            rc = rv_error_set(err, RV_ENOMEM, false, "engine_mariadb: out of memory");
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f))
-        rc = rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot read '%s'", path);
-    if (rc == 0 && buf_puts(out, "") != 0)
-        rc = rv_error_set(err, RV_ENOMEM, false, "engine_mariadb: out of memory");
-    fclose(f);
-    return rc;
+    struct fs_owner o = {e->uid, e->gid};
+    return fs_write_atomic(path, data, strlen(data), mode, e->run_as ? &o : NULL, "engine_mariadb",
+                           err);
 }
 
 static int data_path(char *dst, size_t cap, const struct mdb_engine *e, const char *name,
                      struct rv_error *err)
 {
-    if (snprintf(dst, cap, "%s/%s", e->data_dir, name) >= (int)cap)
-        return rv_error_set(err, RV_ELIMIT, false, "engine_mariadb: path '%s/%s' is too long",
-                            e->data_dir, name);
-    return 0;
+    return eng_join_path(dst, cap, e->data_dir, name, "engine_mariadb", err);
+}
+
+/* Read the small file name in the data directory whole into out (path
+ * receives its full name, for messages). A missing file is RV_ENOTFOUND. */
+static int read_data_file(const struct mdb_engine *e, const char *name, char *path, size_t cap,
+                          struct buf *out, struct rv_error *err)
+{
+    int rc = data_path(path, cap, e, name, err);
+    if (rc == 0)
+        rc = fs_read_file(out, path, RV_MDB_CONF_FILE_MAX, "engine_mariadb", err);
+    return rc;
 }
 
 /* The data directory must not exist or be empty before install or a clone;
  * *exists says whether it is there. */
 static int check_empty_dir(const char *path, bool *exists, struct rv_error *err)
 {
-    *exists = false;
-    DIR *d = opendir(path);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        return rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot open '%s': %s", path,
-                            strerror(errno));
-    }
-    *exists = true;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            rc = rv_error_set(err, RV_EEXISTS, false,
-                              "engine_mariadb: data directory '%s' is not empty; remove it or "
-                              "use another",
-                              path);
-            break;
-        }
-    }
-    closedir(d);
-    return rc;
+    return eng_check_empty_dir(path, exists, "engine_mariadb", err);
 }
 
 static int ensure_dir(const struct mdb_engine *e, const char *path, struct rv_error *err)
 {
-    if (mkdir(path, 0700) != 0) {
-        if (errno == EEXIST)
-            return 0;
-        return rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot create '%s': %s", path,
-                            strerror(errno));
-    }
-    if (e->run_as && chown(path, e->uid, e->gid) != 0)
-        return rv_error_set(err, RV_EIO, false, "engine_mariadb: cannot chown '%s': %s", path,
-                            strerror(errno));
-    return 0;
+    struct fs_owner o = {e->uid, e->gid};
+    return eng_ensure_dir(path, e->run_as ? &o : NULL, "engine_mariadb", err);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -590,16 +409,12 @@ static int read_reeve_state(struct mdb_engine *e, struct rv_error *err)
 {
     struct buf b = BUF_INIT;
     char path[RV_MDB_PATH_MAX + 32];
-    int rc = data_path(path, sizeof path, e, "reeve.cnf", err);
-    if (rc != 0)
-        goto out;
-    rc = read_file(path, &b, err);
-    if (rc == RV_ENOTFOUND) {
-        rc = 0;
+    int rc = read_data_file(e, "reeve.cnf", path, sizeof path, &b, err);
+    if (rc != 0) {
+        if (rc == RV_ENOTFOUND)
+            rc = 0; /* nothing written yet */
         goto out;
     }
-    if (rc != 0)
-        goto out;
     char *save = NULL;
     for (char *line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char val[32];
@@ -664,16 +479,12 @@ static int read_params(const struct mdb_engine *e, struct param_set *s, struct r
 {
     struct buf b = BUF_INIT;
     char path[RV_MDB_PATH_MAX + 32];
-    int rc = data_path(path, sizeof path, e, "reeve-params.cnf", err);
-    if (rc != 0)
-        goto out;
-    rc = read_file(path, &b, err);
-    if (rc == RV_ENOTFOUND) {
-        rc = 0;
+    int rc = read_data_file(e, "reeve-params.cnf", path, sizeof path, &b, err);
+    if (rc != 0) {
+        if (rc == RV_ENOTFOUND)
+            rc = 0; /* nothing written yet */
         goto out;
     }
-    if (rc != 0)
-        goto out;
     char *save = NULL;
     for (char *line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || line[0] == '[' || line[0] == '\0')
@@ -743,13 +554,14 @@ static void library_init(void)
     library_rc = mysql_library_init(0, NULL, NULL);
 }
 
-static int connect_local(const struct mdb_engine *e, MYSQL **out, struct rv_error *err)
+int mdb_engine_connect(const struct mdb_engine *e, MYSQL **out, struct rv_error *err)
 {
     char sock[RV_MDB_PATH_MAX + 32];
     unsigned int ct = RV_MDB_CONNECT_TIMEOUT_S;
     unsigned int rt = RV_MDB_READ_TIMEOUT_S;
     unsigned int proto = MYSQL_PROTOCOL_SOCKET;
     *out = NULL;
+    pthread_once(&library_once, library_init);
     snprintf(sock, sizeof sock, "%s/mariadbd.sock", e->socket_dir);
     MYSQL *c = mysql_init(NULL);
     if (!c)
@@ -933,8 +745,8 @@ int mdb_primary_parse(struct mdb_primary *p, const char *hostport, struct rv_err
     char *end;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
-    if (!valid_host(p->host) || strchr(p->host, '/') || *end || end == colon + 1 || errno ||
-        port < 1 || port > 65535)
+    if (!eng_valid_host(p->host, RV_MDB_HOST_MAX) || strchr(p->host, '/') || *end ||
+        end == colon + 1 || errno || port < 1 || port > 65535)
         return rv_error_set(err, RV_EINVAL, false, "engine_mariadb: primary '%s' is not host:port",
                             hostport);
     p->port = (int)port;
@@ -943,7 +755,8 @@ int mdb_primary_parse(struct mdb_primary *p, const char *hostport, struct rv_err
 
 static int check_primary(const struct mdb_primary *p, struct rv_error *err)
 {
-    if (!p || !valid_host(p->host) || strchr(p->host, '/') || p->port < 1 || p->port > 65535)
+    if (!p || !eng_valid_host(p->host, RV_MDB_HOST_MAX) || strchr(p->host, '/') || p->port < 1 ||
+        p->port > 65535)
         return rv_error_set(err, RV_EINVAL, false, "engine_mariadb: invalid primary address");
     return 0;
 }
@@ -1021,7 +834,7 @@ static int init_paths(struct mdb_engine *e, const struct mdb_engine_config *cfg,
         return rv_error_set(err, RV_ELIMIT, false, "engine_mariadb: 'data_dir' is too long");
     const char *paths[] = {e->server_path, e->bin_dir, e->data_dir, e->socket_dir, e->log_file};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        if (!valid_path(paths[i]))
+        if (!eng_valid_path(paths[i], "#"))
             return rv_error_set(err, RV_EINVAL, false,
                                 "engine_mariadb: path '%s' must be absolute, without spaces, "
                                 "quotes, '#' or control characters",
@@ -1115,14 +928,15 @@ int mdb_engine_init(struct mdb_engine *e, const struct mdb_engine_config *cfg, s
         (rc = copy_str(cidr, sizeof cidr, cfg->allowed_cidr ? cfg->allowed_cidr : "127.0.0.0/8",
                        "allowed_cidr", err)))
         goto out;
-    if (!valid_name(e->node_name) || !valid_name(e->repl_user)) {
+    if (!eng_valid_name(e->node_name, RV_MDB_NAME_MAX) ||
+        !eng_valid_name(e->repl_user, RV_MDB_NAME_MAX)) {
         rc = rv_error_set(err, RV_EINVAL, false,
                           "engine_mariadb: names '%s' and '%s' may only hold letters, digits, "
                           "'_' and '-'",
                           e->node_name, e->repl_user);
         goto out;
     }
-    if (!valid_host(e->listen_address) || strchr(e->listen_address, '/')) {
+    if (!eng_valid_host(e->listen_address, RV_MDB_HOST_MAX) || strchr(e->listen_address, '/')) {
         rc = rv_error_set(err, RV_EINVAL, false, "engine_mariadb: listen address '%s' is malformed",
                           e->listen_address);
         goto out;
@@ -1214,10 +1028,10 @@ int mdb_engine_start(struct mdb_engine *e, struct rv_error *err)
         goto out;
     if ((rc = spawn_server(e, &pid, err)) != 0)
         goto out;
-    int64_t deadline = now_ms() + RV_MDB_START_TIMEOUT_MS;
+    int64_t deadline = child_now_ms() + RV_MDB_START_TIMEOUT_MS;
     for (;;) {
         struct rv_error cerr;
-        if (connect_local(e, &c, &cerr) == 0)
+        if (mdb_engine_connect(e, &c, &cerr) == 0)
             break;
         if (!pid_alive(pid)) {
             char tail[320];
@@ -1228,14 +1042,14 @@ int mdb_engine_start(struct mdb_engine *e, struct rv_error *err)
                               e->node_name, tail, e->log_file);
             goto out;
         }
-        if (now_ms() >= deadline) {
+        if (child_now_ms() >= deadline) {
             rc = rv_error_set(err, RV_ETIMEOUT, true,
                               "engine_mariadb: '%s' did not accept connections within %d s; "
                               "see '%s'",
                               e->node_name, RV_MDB_START_TIMEOUT_MS / 1000, e->log_file);
             goto out;
         }
-        sleep_ms(50);
+        child_sleep_ms(50);
     }
     log_info(COMPONENT, "started '%s' on %s:%d%s", e->node_name, e->listen_address, e->port,
              e->read_only ? " (read-only)" : "");
@@ -1247,11 +1061,11 @@ out:
 
 static bool wait_gone(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = child_now_ms() + timeout_ms;
     while (pid_alive(pid)) {
-        if (now_ms() >= deadline)
+        if (child_now_ms() >= deadline)
             return false;
-        sleep_ms(20);
+        child_sleep_ms(20);
     }
     return true;
 }
@@ -1375,7 +1189,7 @@ int mdb_engine_install(struct mdb_engine *e, struct rv_error *err)
                           NULL};
     if ((rc = run_tool_ok(e, args, RV_MDB_INSTALL_TIMEOUT_MS, err)) != 0)
         goto out;
-    if ((rc = mdb_engine_start(e, err)) != 0 || (rc = connect_local(e, &c, err)) != 0)
+    if ((rc = mdb_engine_start(e, err)) != 0 || (rc = mdb_engine_connect(e, &c, err)) != 0)
         goto out;
     if ((rc = put_user(c, e, e->repl_user, e->repl_password, repl_grants, "*.*", err)) != 0)
         goto out;
@@ -1482,7 +1296,7 @@ int mdb_engine_status(struct mdb_engine *e, const char *primary_gtid, struct mdb
     st->running = server_pid(e) != 0;
     if (!st->running)
         goto out;
-    if (connect_local(e, &c, &cerr) != 0)
+    if (mdb_engine_connect(e, &c, &cerr) != 0)
         goto out; /* running but not accepting: starting, stopping, or wedged */
     st->accepting = true;
     if ((rc = sql_run(c, e,
@@ -1549,7 +1363,7 @@ out:
 static int check_replication(MYSQL *c, const struct mdb_engine *e,
                              const struct mdb_primary *primary, struct rv_error *err)
 {
-    int64_t deadline = now_ms() + RV_MDB_REPLICA_CHECK_MS;
+    int64_t deadline = child_now_ms() + RV_MDB_REPLICA_CHECK_MS;
     for (;;) {
         MYSQL_RES *r = NULL;
         int rc = sql_run(c, e, "SHOW SLAVE STATUS", &r, err);
@@ -1584,12 +1398,12 @@ static int check_replication(MYSQL *c, const struct mdb_engine *e,
                                 primary->host, primary->port, e->repl_user, e->node_name, msg);
         if (accepted && sql_no == 0)
             return 0;
-        if (now_ms() >= deadline) {
+        if (child_now_ms() >= deadline) {
             log_warn(COMPONENT, "'%s' is not yet replicating from %s:%d: %s", e->node_name,
                      primary->host, primary->port, msg[0] ? msg : "connecting");
             return 0;
         }
-        sleep_ms(50);
+        child_sleep_ms(50);
     }
 }
 
@@ -1654,7 +1468,7 @@ int mdb_engine_make_replica(struct mdb_engine *e, const struct mdb_primary *prim
         goto out;
     if (!st.running && (rc = mdb_engine_start(e, err)) != 0)
         goto out;
-    if ((rc = connect_local(e, &c, err)) != 0)
+    if ((rc = mdb_engine_connect(e, &c, err)) != 0)
         goto out;
     rc = point_at(c, e, primary, NULL, err);
 out:
@@ -1669,7 +1483,7 @@ int mdb_engine_promote(struct mdb_engine *e, struct rv_error *err)
     MYSQL_RES *r = NULL;
     struct mdb_status st;
     char secs[16];
-    int rc = connect_local(e, &c, err);
+    int rc = mdb_engine_connect(e, &c, err);
     if (rc != 0)
         goto out;
     memset(&st, 0, sizeof st);
@@ -1747,11 +1561,8 @@ static int clone_gtid(const struct mdb_engine *e, char *dst, size_t cap, struct 
     struct buf b = BUF_INIT;
     char path[RV_MDB_PATH_MAX + 32];
     struct mdb_gtid_pos pos;
-    int rc = data_path(path, sizeof path, e, "xtrabackup_binlog_info", err);
     dst[0] = '\0';
-    if (rc != 0)
-        goto out;
-    rc = read_file(path, &b, err);
+    int rc = read_data_file(e, "xtrabackup_binlog_info", path, sizeof path, &b, err);
     if (rc == RV_ENOTFOUND) {
         rc = rv_error_set(err, RV_EINTEGRITY, false,
                           "engine_mariadb: the copy for '%s' has no xtrabackup_binlog_info",
@@ -1792,7 +1603,7 @@ static int clone_finish(struct mdb_engine *e, const struct mdb_primary *primary,
         goto out;
     e->read_only = true;
     if ((rc = write_reeve_cnf(e, err)) || (rc = ensure_params_file(e, err)) ||
-        (rc = mdb_engine_start(e, err)) || (rc = connect_local(e, &c, err)))
+        (rc = mdb_engine_start(e, err)) || (rc = mdb_engine_connect(e, &c, err)))
         goto out;
     rc = point_at(c, e, primary, gtid, err);
     if (rc == 0)
@@ -1818,9 +1629,8 @@ static int clone_prepare_dir(struct mdb_engine *e, const struct mdb_primary *pri
 
 /* Run the extraction pipeline (c[0..n-1], mbstream last) and finish the
  * clone; a failure removes what was extracted. */
-static int clone_run(struct mdb_engine *e, const struct mdb_primary *primary,
-                     struct child_spec *c, size_t n, int close_fds[2], bool existed,
-                     struct rv_error *err)
+static int clone_run(struct mdb_engine *e, const struct mdb_primary *primary, struct child_spec *c,
+                     size_t n, int close_fds[2], bool existed, struct rv_error *err)
 {
     struct child_result r;
     int rc = run_children(e, c, n, RV_MDB_COPY_TIMEOUT_MS, close_fds, &r, err);
@@ -1970,7 +1780,7 @@ int mdb_engine_set_semi_sync(struct mdb_engine *e, bool enabled, uint32_t timeou
     e->semi_sync_timeout_ms = timeout_ms;
     if ((rc = write_reeve_cnf(e, err)) != 0 || !server_pid(e))
         goto out;
-    if ((rc = connect_local(e, &c, err)) != 0)
+    if ((rc = mdb_engine_connect(e, &c, err)) != 0)
         goto out;
     snprintf(q, sizeof q, "SET GLOBAL rpl_semi_sync_master_timeout = %" PRIu32, timeout_ms);
     if ((rc = sql_run(c, e, "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'", NULL,
@@ -2184,7 +1994,7 @@ int mdb_engine_apply_parameters(struct mdb_engine *e, const struct mdb_param *pa
         rc = rv_error_set(err, RV_ENOMEM, false, "engine_mariadb: out of memory");
         goto out;
     }
-    if ((rc = connect_local(e, &c, err)) != 0)
+    if ((rc = mdb_engine_connect(e, &c, err)) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         if ((rc = lookup_var(c, e, params[i].name, &vars[i], err)) != 0)
@@ -2238,7 +2048,7 @@ int mdb_engine_ensure_user(struct mdb_engine *e, const char *name, const char *p
     MYSQL_RES *r = NULL;
     char q[RV_MDB_NAME_MAX + 64];
     int rc = 0;
-    if (!name || !valid_name(name) || !database || !valid_db_name(database) ||
+    if (!name || !eng_valid_name(name, RV_MDB_NAME_MAX) || !database || !valid_db_name(database) ||
         strcmp(name, e->repl_user) == 0 || strcmp(name, "root") == 0 ||
         strcmp(name, e->tool_user) == 0 || strcmp(name, e->admin_user) == 0 ||
         strcasecmp(database, "mysql") == 0 || strcasecmp(database, "sys") == 0 ||
@@ -2258,7 +2068,7 @@ int mdb_engine_ensure_user(struct mdb_engine *e, const char *name, const char *p
                           name);
         goto out;
     }
-    if ((rc = connect_local(e, &c, err)) != 0 ||
+    if ((rc = mdb_engine_connect(e, &c, err)) != 0 ||
         (rc = sql_run(c, e, "SELECT @@read_only", &r, err)) != 0)
         goto out;
     if (strcmp(first_value(r), "0") != 0) {
@@ -2291,13 +2101,13 @@ int mdb_engine_replicas(struct mdb_engine *e, struct mdb_replica *out, size_t ca
     MYSQL_RES *r = NULL;
     MYSQL_ROW row;
     *n = 0;
-    int rc = connect_local(e, &c, err);
+    int rc = mdb_engine_connect(e, &c, err);
     if (rc != 0 || (rc = sql_run(c, e, "SHOW SLAVE HOSTS", &r, err)) != 0)
         goto out;
     while (r && (row = mysql_fetch_row(r)) != NULL && *n < cap) {
         struct mdb_replica *o = &out[*n];
         const char *name = field(r, row, "Host");
-        if (!valid_name(name))
+        if (!eng_valid_name(name, RV_MDB_NAME_MAX))
             continue; /* not a reeve node */
         copy_field(o->name, sizeof o->name, name);
         o->server_id = (uint32_t)strtoul(field(r, row, "Server_id"), NULL, 10);
@@ -2330,7 +2140,7 @@ int mdb_engine_stop_for_switchover(struct mdb_engine *e, char *final, size_t cap
                             e->node_name);
     /* A restart from here on never brings back a writable server. */
     e->read_only = true;
-    if ((rc = write_reeve_cnf(e, err)) != 0 || (rc = connect_local(e, &c, err)) != 0 ||
+    if ((rc = write_reeve_cnf(e, err)) != 0 || (rc = mdb_engine_connect(e, &c, err)) != 0 ||
         (rc = sql_run(c, e, "SET GLOBAL read_only = ON", NULL, err)) != 0 ||
         (rc = sql_run(c, e, "SELECT @@gtid_binlog_pos", &r, err)) != 0)
         goto out;
@@ -2366,6 +2176,7 @@ out:
 
 /* Users are created and marked in MANAGED_TABLE; only marked users are
  * altered or dropped. */
+enum { MDB_ER_NO_SUCH_TABLE = 1146 };
 #define MANAGED_DB "reeve"
 #define MANAGED_TABLE MANAGED_DB ".managed_users"
 
@@ -2392,11 +2203,68 @@ static int sql_truth(MYSQL *c, const struct mdb_engine *e, const char *fmt, cons
     return rc;
 }
 
+/* What readwrite has and readonly has not: revoked from a readonly user. */
+static const char role_readwrite_only[] =
+    "INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, "
+    "EXECUTE, CREATE VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, REFERENCES";
+
+/* An existing user: a new password hash when it changed, then its grants
+ * set without a moment without them (grant first, then revoke what the
+ * role lacks), so applications keep working while the set is applied
+ * again (after every switchover). */
+static int regrant(MYSQL *c, const struct mdb_engine *e, const struct mdb_user *u,
+                   const char *grants, const char *on, int same, struct rv_error *err)
+{
+    MYSQL_RES *r = NULL;
+    struct buf q = BUF_INIT;
+    char hash[128] = "";
+    int rc = 0;
+    if (!same) {
+        if ((rc = sql_run1(c, e, "SELECT PASSWORD('%s')", u->password, &r, err)) != 0)
+            goto out;
+        snprintf(hash, sizeof hash, "%s", first_value(r));
+        if (hash[0] != '*') {
+            rc = rv_error_set(err, RV_EDB, false, "engine_mariadb: cannot hash a password on '%s'",
+                              e->node_name);
+            goto out;
+        }
+        if (buf_printf(&q, "ALTER USER '%s'@'%s' IDENTIFIED BY PASSWORD '%s'", u->name,
+                       e->grant_host, hash) != 0) {
+            rc = rv_error_set(err, RV_ENOMEM, false, "engine_mariadb: out of memory");
+            goto out;
+        }
+        if ((rc = sql_run(c, e, q.data, NULL, err)) != 0)
+            goto out;
+        buf_clear(&q);
+    }
+    if (buf_printf(&q, "GRANT %s ON %s TO '%s'@'%s'", grants, on, u->name, e->grant_host) != 0) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "engine_mariadb: out of memory");
+        goto out;
+    }
+    if ((rc = sql_run(c, e, q.data, NULL, err)) != 0 || u->role == MDB_ROLE_READWRITE)
+        goto out;
+    buf_clear(&q);
+    if (buf_printf(&q, "REVOKE %s ON %s FROM '%s'@'%s'", role_readwrite_only, on, u->name,
+                   e->grant_host) != 0) {
+        rc = rv_error_set(err, RV_ENOMEM, false, "engine_mariadb: out of memory");
+        goto out;
+    }
+    if (mysql_query(c, q.data) != 0 && mysql_errno(c) != MDB_ER_NONEXISTING_GRANT)
+        rc = sql_error(c, e, err);
+out:
+    if (r)
+        mysql_free_result(r);
+    explicit_bzero(hash, sizeof hash);
+    buf_release(&q);
+    return rc;
+}
+
 static int sync_one(MYSQL *c, struct mdb_engine *e, const char *on, const struct mdb_user *u,
                     struct mdb_users_result *out, struct rv_error *err)
 {
     char q[RV_MDB_NAME_MAX + RV_MDB_HOST_MAX + 160];
-    if (!u->name || !valid_name(u->name) || strchr(u->name, '-') || reserved_user(e, u->name))
+    if (!u->name || !eng_valid_name(u->name, RV_MDB_NAME_MAX) || strchr(u->name, '-') ||
+        reserved_user(e, u->name))
         return rv_error_set(err, RV_EINVAL, false,
                             "user '%.64s' is reserved for MariaDB or reeve, or not a valid name",
                             u->name ? u->name : "");
@@ -2405,12 +2273,12 @@ static int sync_one(MYSQL *c, struct mdb_engine *e, const char *on, const struct
                             "the password of user '%s' is empty, too long or holds a control "
                             "character",
                             u->name);
-    int exists = sql_truth(c, e, "SELECT COUNT(*) FROM mysql.global_priv WHERE User = '%s'",
-                           u->name, err);
-    int marked = exists < 0 ? exists
-                            : sql_truth(c, e, "SELECT COUNT(*) FROM " MANAGED_TABLE
-                                              " WHERE name = '%s'",
-                                        u->name, err);
+    int exists =
+        sql_truth(c, e, "SELECT COUNT(*) FROM mysql.global_priv WHERE User = '%s'", u->name, err);
+    int marked = exists < 0
+                     ? exists
+                     : sql_truth(c, e, "SELECT COUNT(*) FROM " MANAGED_TABLE " WHERE name = '%s'",
+                                 u->name, err);
     if (exists < 0 || marked < 0)
         return exists < 0 ? exists : marked;
     if (exists && !marked)
@@ -2429,24 +2297,21 @@ static int sync_one(MYSQL *c, struct mdb_engine *e, const char *on, const struct
         if (same < 0)
             return same;
     } else {
-        snprintf(q, sizeof q, "INSERT IGNORE INTO " MANAGED_TABLE " (name) VALUES ('%s')",
-                 u->name);
+        snprintf(q, sizeof q, "INSERT IGNORE INTO " MANAGED_TABLE " (name) VALUES ('%s')", u->name);
         int rc = sql_run(c, e, q, NULL, err);
         if (rc != 0)
             return rc;
     }
-    int rc = put_user(c, e, u->name, u->password,
-                      u->role == MDB_ROLE_READWRITE ? role_readwrite : role_readonly, on, err);
+    const char *grants = u->role == MDB_ROLE_READWRITE ? role_readwrite : role_readonly;
+    int rc = exists ? regrant(c, e, u, grants, on, same, err)
+                    : put_user(c, e, u->name, u->password, grants, on, err);
     if (rc != 0)
         return rc;
-    snprintf(q, sizeof q, "REVOKE REPLICATION SLAVE, BINLOG MONITOR ON *.* FROM '%s'@'%s'",
-             u->name, e->grant_host);
-    if (mysql_query(c, q) != 0 && mysql_errno(c) != MDB_ER_NONEXISTING_GRANT)
-        return sql_error(c, e, err);
-    snprintf(q, sizeof q, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '%s'@'%s'", u->name,
+    snprintf(q, sizeof q, "%s REPLICATION SLAVE, BINLOG MONITOR ON *.* %s '%s'@'%s'",
+             u->replication ? "GRANT" : "REVOKE", u->replication ? "TO" : "FROM", u->name,
              e->grant_host);
-    if (u->replication && (rc = sql_run(c, e, q, NULL, err)) != 0)
-        return rc;
+    if (mysql_query(c, q) != 0 && (u->replication || mysql_errno(c) != MDB_ER_NONEXISTING_GRANT))
+        return sql_error(c, e, err);
     if (!exists)
         out->created++;
     else if (same)
@@ -2470,10 +2335,15 @@ static int drop_unlisted(MYSQL *c, struct mdb_engine *e, const struct mdb_user *
     MYSQL_RES *r = NULL;
     MYSQL_ROW row;
     char q[RV_MDB_NAME_MAX + RV_MDB_HOST_MAX + 96];
-    int rc = sql_run(c, e, "SELECT name FROM " MANAGED_TABLE " ORDER BY name", &r, err);
+    int rc = 0;
+    if (mysql_query(c, "SELECT name FROM " MANAGED_TABLE " ORDER BY name") != 0)
+        /* no table: reeve never created a user here */
+        return mysql_errno(c) == MDB_ER_NO_SUCH_TABLE ? 0 : sql_error(c, e, err);
+    r = mysql_store_result(c);
     while (rc == 0 && r && (row = mysql_fetch_row(r)) != NULL) {
         const char *name = row[0] ? row[0] : "";
-        if (in_list(users, n, name) || !valid_name(name) || reserved_user(e, name))
+        if (in_list(users, n, name) || !eng_valid_name(name, RV_MDB_NAME_MAX) ||
+            reserved_user(e, name))
             continue;
         snprintf(q, sizeof q, "DROP USER IF EXISTS '%s'@'%s'", name, e->grant_host);
         if ((rc = sql_run(c, e, q, NULL, err)) != 0)
@@ -2504,7 +2374,7 @@ int mdb_engine_sync_users(struct mdb_engine *e, const char *database, const stru
         return rv_error_set(err, RV_EINVAL, false,
                             "engine_mariadb: '%.64s' cannot be the users' database",
                             database ? database : "");
-    if ((rc = connect_local(e, &c, err)) != 0 ||
+    if ((rc = mdb_engine_connect(e, &c, err)) != 0 ||
         (rc = sql_run(c, e, "SELECT @@read_only", &r, err)) != 0)
         goto out;
     if (strcmp(first_value(r), "0") != 0) {
@@ -2513,6 +2383,8 @@ int mdb_engine_sync_users(struct mdb_engine *e, const char *database, const stru
         goto out;
     }
     snprintf(q, sizeof q, "CREATE DATABASE IF NOT EXISTS `%s`", database);
+    if (n == 0) /* nothing to create: only drop what reeve created */
+        goto drop;
     if ((rc = sql_run(c, e, "CREATE DATABASE IF NOT EXISTS " MANAGED_DB, NULL, err)) != 0 ||
         (rc = sql_run(c, e,
                       "CREATE TABLE IF NOT EXISTS " MANAGED_TABLE
@@ -2533,6 +2405,7 @@ int mdb_engine_sync_users(struct mdb_engine *e, const char *database, const stru
             }
         }
     }
+drop:;
     struct rv_error d = {0};
     int drc = drop_unlisted(c, e, users, n, out, &d);
     if (drc != 0 && first == 0) {

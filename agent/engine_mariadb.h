@@ -246,6 +246,14 @@ int mdb_engine_replicas(struct mdb_engine *e, struct mdb_replica *out, size_t ca
 int mdb_engine_apply_parameters(struct mdb_engine *e, const struct mdb_param *params, size_t n,
                                 bool *restart_needed, struct rv_error *err);
 
+/* A libmariadb connection (MYSQL) to the node's own server over its unix
+ * socket as admin_user (unix_socket authentication), with the engine's
+ * connect and read timeouts; mysql_close() it. Returns 0, RV_ENOMEM or
+ * RV_EUNAVAIL (retryable) "engine_mariadb: cannot connect to '<node>' on
+ * '<socket>': ...". */
+struct st_mysql;
+int mdb_engine_connect(const struct mdb_engine *e, struct st_mysql **out, struct rv_error *err);
+
 enum mdb_user_role {
     MDB_ROLE_READONLY, /* SELECT, SHOW VIEW */
     MDB_ROLE_READWRITE /* DML, DDL, routines, triggers, views */
@@ -271,7 +279,7 @@ int mdb_engine_stop_for_switchover(struct mdb_engine *e, char *final, size_t cap
 /* A user reeve keeps (mdb_engine_sync_users). */
 struct mdb_user {
     const char *name;
-    const char *password; /* never logged */
+    const char *password;    /* never logged */
     enum mdb_user_role role; /* on the users' database */
     bool replication;        /* REPLICATION SLAVE, BINLOG MONITOR on *.* */
 };

@@ -20,6 +20,8 @@
 
 #include "buf.h"
 #include "child.h"
+#include "engutil.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define COMPONENT "engine_pg"
@@ -47,92 +49,15 @@ static const char *const managed_params[] = {
 
 /* --- small helpers --- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static int copy_str(char *dst, size_t cap, const char *src, const char *what, struct rv_error *err)
 {
-    if (!src || !*src)
-        return rv_error_set(err, RV_EINVAL, false, "engine_pg: '%s' is required", what);
-    size_t n = strlen(src);
-    if (n >= cap)
-        return rv_error_set(err, RV_ELIMIT, false,
-                            "engine_pg: '%s' is too long (%zu bytes, at most %zu)", what, n,
-                            cap - 1);
-    memcpy(dst, src, n + 1);
-    return 0;
-}
-
-/* Role, application and node names: written into conninfo, hba and
- * synchronous_standby_names, so only characters none of those quote. */
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > RV_PG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return eng_copy_str(dst, cap, src, what, "engine_pg", err);
 }
 
 /* Replication slot names: PostgreSQL allows lower case, digits and '_'. */
 static bool valid_slot(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > RV_PG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
-/* Hosts, addresses and CIDRs. */
-static bool valid_host(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > RV_PG_HOST_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == ':' || c == '/'))
-            return false;
-    }
-    return true;
-}
-
-/* Absolute paths without characters that would need quoting in conninfo,
- * a shell command line (pg_ctl hands -l to /bin/sh in double quotes) or
- * a configuration file. */
-static bool valid_path(const char *s)
-{
-    if (s[0] != '/')
-        return false;
-    for (const char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == 0x7f || c == '\'' || c == '"' || c == '\\' || c == '$' || c == '`' ||
-            c == ' ')
-            return false;
-    }
-    return true;
+    return eng_valid_lower(s, RV_PG_NAME_MAX);
 }
 
 /* Parameter names: lower-case GUC names, optionally with one "prefix." part
@@ -167,7 +92,7 @@ static bool valid_value(const char *s)
 }
 
 /* A configuration-file string: '...' with ' and \ doubled. */
-static int conf_quote(struct buf *b, const char *s)
+int pg_conf_quote(struct buf *b, const char *s)
 {
     int rc = buf_putc(b, '\'');
     for (const char *p = s; rc == 0 && *p; p++) {
@@ -188,117 +113,33 @@ static bool output_has(const struct buf *out, const char *needle)
 
 /* --- files --- */
 
-/* Write path atomically (temporary file, fsync, rename), owned by the
- * server's OS user. */
+/* Write path atomically (lib/fsutil), owned by the server's OS user. */
 static int write_file(const struct pg_engine *e, const char *path, const char *data, mode_t mode,
                       struct rv_error *err)
 {
-    char tmp[RV_PG_PATH_MAX + 16];
-    int fd = -1;
-    int rc = 0;
-    size_t len = strlen(data);
-    size_t off = 0;
-
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        rc = rv_error_set(err, RV_ELIMIT, false, "engine_pg: path '%s' is too long", path);
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot create '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    if (e->run_as && fchown(fd, e->uid, e->gid) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot chown '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    if (fchmod(fd, mode) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot chmod '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot write '%s': %s", tmp,
-                              strerror(errno));
-            goto out;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        fd = -1;
-        rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot sync '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot rename '%s': %s", tmp,
-                          strerror(errno));
-        goto out;
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(tmp);
-    return rc;
+    struct fs_owner o = {e->uid, e->gid};
+    return fs_write_atomic(path, data, strlen(data), mode, e->run_as ? &o : NULL, "engine_pg", err);
 }
 
 static int data_path(char *dst, size_t cap, const struct pg_engine *e, const char *name,
                      struct rv_error *err)
 {
-    if (snprintf(dst, cap, "%s/%s", e->data_dir, name) >= (int)cap)
-        return rv_error_set(err, RV_ELIMIT, false, "engine_pg: path '%s/%s' is too long",
-                            e->data_dir, name);
-    return 0;
+    return eng_join_path(dst, cap, e->data_dir, name, "engine_pg", err);
 }
 
 /* The data directory must not exist or be empty before initdb or a clone. */
 static int check_empty_dir(const char *path, struct rv_error *err)
 {
-    DIR *d = opendir(path);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        return rv_error_set(err, RV_EIO, false, "engine_pg: cannot open '%s': %s", path,
-                            strerror(errno));
-    }
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            rc = rv_error_set(err, RV_EEXISTS, false,
-                              "engine_pg: data directory '%s' is not empty; remove it or "
-                              "use another",
-                              path);
-            break;
-        }
-    }
-    closedir(d);
-    return rc;
+    return eng_check_empty_dir(path, NULL, "engine_pg", err);
 }
 
 static int ensure_dir(const struct pg_engine *e, const char *path, struct rv_error *err)
 {
-    if (mkdir(path, 0700) != 0) {
-        if (errno == EEXIST)
-            return 0;
-        return rv_error_set(err, RV_EIO, false, "engine_pg: cannot create '%s': %s", path,
-                            strerror(errno));
-    }
-    if (e->run_as && chown(path, e->uid, e->gid) != 0)
-        return rv_error_set(err, RV_EIO, false, "engine_pg: cannot chown '%s': %s", path,
-                            strerror(errno));
-    return 0;
+    struct fs_owner o = {e->uid, e->gid};
+    return eng_ensure_dir(path, e->run_as ? &o : NULL, "engine_pg", err);
 }
 
-static bool postmaster_running(const struct pg_engine *e)
+bool pg_engine_running(const struct pg_engine *e)
 {
     char path[RV_PG_PATH_MAX + 32];
     char line[32] = {0};
@@ -440,7 +281,7 @@ static int write_reeve_conf(const struct pg_engine *e, struct rv_error *err)
                         "unix_socket_directories = ",
                         e->listen_address, e->port);
     if (rc == 0)
-        rc = conf_quote(&b, e->socket_dir);
+        rc = pg_conf_quote(&b, e->socket_dir);
     /* The superuser is trusted on the socket; only the server's OS user
      * may open it. A standby reports its position at least every second:
      * a standby that became synchronous while catching up releases the
@@ -463,17 +304,17 @@ static int write_reeve_conf(const struct pg_engine *e, struct rv_error *err)
                         "synchronous_standby_names = ",
                         e->app_name);
     if (rc == 0)
-        rc = conf_quote(&b, e->sync_names);
+        rc = pg_conf_quote(&b, e->sync_names);
     if (rc == 0)
         rc = buf_puts(&b, "\nrecovery_target_timeline = 'latest'\nprimary_conninfo = ");
     if (rc == 0 && e->standby && e->primary.host[0])
         rc = render_conninfo(&ci, e, &e->primary, true);
     if (rc == 0)
-        rc = conf_quote(&b, ci.data ? ci.data : "");
+        rc = pg_conf_quote(&b, ci.data ? ci.data : "");
     if (rc == 0)
         rc = buf_puts(&b, "\nprimary_slot_name = ");
     if (rc == 0)
-        rc = conf_quote(&b, e->standby ? e->primary.slot : "");
+        rc = pg_conf_quote(&b, e->standby ? e->primary.slot : "");
     if (rc == 0)
         rc = buf_printf(&b, "\n%s", e->extra_conf);
     if (rc != 0) {
@@ -550,30 +391,12 @@ static int include_reeve_conf(const struct pg_engine *e, struct rv_error *err)
     static const char line[] = "\ninclude 'reeve.conf'\n";
     char path[RV_PG_PATH_MAX + 32];
     struct buf b = BUF_INIT;
-    FILE *f = NULL;
     int rc = data_path(path, sizeof path, e, "postgresql.conf", err);
+    if (rc == 0)
+        rc = fs_read_file(&b, path, RV_PG_CONF_FILE_MAX, "engine_pg", err);
     if (rc != 0)
         goto out;
-    f = fopen(path, "re");
-    if (!f) {
-        rc = rv_error_set(err, RV_EIO, false, "engine_pg: cannot open '%s': %s", path,
-                          strerror(errno));
-        goto out;
-    }
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + r > RV_PG_CONF_FILE_MAX) {
-            rc = rv_error_set(err, RV_ELIMIT, false, "engine_pg: '%s' is larger than %d bytes",
-                              path, RV_PG_CONF_FILE_MAX);
-            goto out;
-        }
-        if (buf_append(&b, chunk, r) != 0) {
-            rc = rv_error_set(err, RV_ENOMEM, false, "engine_pg: out of memory");
-            goto out;
-        }
-    }
-    if (b.data && strstr(b.data, line + 1))
+    if (strstr(b.data, line + 1))
         goto out;
     if (buf_puts(&b, line) != 0) {
         rc = rv_error_set(err, RV_ENOMEM, false, "engine_pg: out of memory");
@@ -581,8 +404,6 @@ static int include_reeve_conf(const struct pg_engine *e, struct rv_error *err)
     }
     rc = write_file(e, path, b.data, 0600, err);
 out:
-    if (f)
-        fclose(f);
     buf_release(&b);
     return rc;
 }
@@ -623,6 +444,39 @@ static int connect_local(const struct pg_engine *e, PGconn **out, struct rv_erro
                             e->app_name, e->socket_dir, msg);
     }
     *out = c;
+    return 0;
+}
+
+/* Server notices ("role is already a member") are not for the log. */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+int pg_connect_local(PGconn **out, const char *socket_dir, int port, const char *user,
+                     const char *app, int statement_ms, struct rv_error *err)
+{
+    char port_s[16], options[64];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    snprintf(options, sizeof options, "-c statement_timeout=%d", statement_ms);
+    const char *const keys[] = {
+        "host", "port", "user", "dbname", "connect_timeout", "application_name", "options", NULL};
+    const char *const vals[] = {
+        socket_dir, port_s, user, "postgres", "10", app, statement_ms > 0 ? options : NULL, NULL};
+    PGconn *pc = PQconnectdbParams(keys, vals, 0);
+    *out = NULL;
+    if (pc == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    if (PQstatus(pc) != CONNECTION_OK) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pc));
+        msg[strcspn(msg, "\n")] = '\0';
+        PQfinish(pc);
+        return rv_error_set(err, RV_EUNAVAIL, true, "cannot connect to the local server: %s", msg);
+    }
+    PQsetNoticeProcessor(pc, quiet, NULL);
+    *out = pc;
     return 0;
 }
 
@@ -686,7 +540,8 @@ int pg_primary_parse(struct pg_primary *p, const char *hostport, struct rv_error
     char *end;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
-    if (!valid_host(p->host) || *end || end == colon + 1 || errno || port < 1 || port > 65535)
+    if (!eng_valid_host(p->host, RV_PG_HOST_MAX) || *end || end == colon + 1 || errno || port < 1 ||
+        port > 65535)
         return rv_error_set(err, RV_EINVAL, false, "engine_pg: primary '%s' is not host:port",
                             hostport);
     p->port = (int)port;
@@ -695,7 +550,7 @@ int pg_primary_parse(struct pg_primary *p, const char *hostport, struct rv_error
 
 static int check_primary(const struct pg_primary *p, struct rv_error *err)
 {
-    if (!p || !valid_host(p->host) || p->port < 1 || p->port > 65535)
+    if (!p || !eng_valid_host(p->host, RV_PG_HOST_MAX) || p->port < 1 || p->port > 65535)
         return rv_error_set(err, RV_EINVAL, false, "engine_pg: invalid primary address");
     if (p->slot[0] && !valid_slot(p->slot))
         return rv_error_set(err, RV_EINVAL, false,
@@ -752,7 +607,7 @@ int pg_engine_init(struct pg_engine *e, const struct pg_engine_config *cfg, stru
         goto out;
     const char *paths[] = {e->bin_dir, e->data_dir, e->socket_dir, e->log_file};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        if (!valid_path(paths[i])) {
+        if (!eng_valid_path(paths[i], NULL)) {
             rc = rv_error_set(err, RV_EINVAL, false,
                               "engine_pg: path '%s' must be absolute, without spaces, quotes "
                               "or control characters",
@@ -762,14 +617,15 @@ int pg_engine_init(struct pg_engine *e, const struct pg_engine_config *cfg, stru
     }
     const char *names[] = {e->superuser, e->repl_user, e->app_name};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (!valid_name(names[i])) {
+        if (!eng_valid_name(names[i], RV_PG_NAME_MAX)) {
             rc = rv_error_set(err, RV_EINVAL, false,
                               "engine_pg: name '%s' may only hold letters, digits, '_' and '-'",
                               names[i]);
             goto out;
         }
     }
-    if (!valid_host(e->listen_address) || !valid_host(e->allowed_cidr)) {
+    if (!eng_valid_host(e->listen_address, RV_PG_HOST_MAX) ||
+        !eng_valid_host(e->allowed_cidr, RV_PG_HOST_MAX)) {
         rc = rv_error_set(err, RV_EINVAL, false,
                           "engine_pg: listen address '%s' or cidr '%s' is malformed",
                           e->listen_address, e->allowed_cidr);
@@ -822,7 +678,7 @@ int pg_engine_init(struct pg_engine *e, const struct pg_engine_config *cfg, stru
                               p->name ? p->name : "");
             goto out;
         }
-        if ((rc = buf_printf(&b, "%s = ", p->name)) || (rc = conf_quote(&b, p->value)) ||
+        if ((rc = buf_printf(&b, "%s = ", p->name)) || (rc = pg_conf_quote(&b, p->value)) ||
             (rc = buf_putc(&b, '\n'))) {
             rc = rv_error_set(err, RV_ENOMEM, false, "engine_pg: out of memory");
             goto out;
@@ -853,7 +709,7 @@ int pg_engine_start(struct pg_engine *e, struct rv_error *err)
     struct tool_run t = {0};
     char secs[16];
     int rc = 0;
-    if (postmaster_running(e))
+    if (pg_engine_running(e))
         goto out;
     if ((rc = ensure_dir(e, e->socket_dir, err)) != 0)
         goto out;
@@ -881,13 +737,13 @@ int pg_engine_stop(struct pg_engine *e, enum pg_stop_mode mode, struct rv_error 
     char secs[16];
     int rc = 0;
     const char *m = mode == PG_STOP_IMMEDIATE ? "immediate" : "fast";
-    if (!postmaster_running(e))
+    if (!pg_engine_running(e))
         goto out;
     snprintf(secs, sizeof secs, "%d", RV_PG_STOP_TIMEOUT_MS / 1000);
     const char *args[] = {"pg_ctl", "stop", "-D", e->data_dir, "-m", m,
                           "-w",     "-t",   secs, "-s",        NULL};
     rc = run_tool(e, args, NULL, RV_PG_STOP_TIMEOUT_MS + 5000, &t, err);
-    if (rc == 0 && t.exit_code != 0 && postmaster_running(e)) {
+    if (rc == 0 && t.exit_code != 0 && pg_engine_running(e)) {
         char tail[320];
         child_tail_line(tail, sizeof tail, &t.out);
         rc = rv_error_set(err, RV_ETIMEOUT, true, "engine_pg: cannot stop '%s' (%s): %s",
@@ -1000,7 +856,7 @@ int pg_engine_status(struct pg_engine *e, uint64_t primary_lsn, struct pg_status
     struct rv_error cerr;
     int rc = 0;
     memset(st, 0, sizeof *st);
-    st->running = postmaster_running(e);
+    st->running = pg_engine_running(e);
     if (!st->running)
         goto out;
     if (connect_local(e, &c, &cerr) != 0)
@@ -1044,7 +900,7 @@ int pg_engine_clone_from(struct pg_engine *e, const struct pg_primary *primary,
     int rc = check_primary(primary, err);
     if (rc != 0 || (rc = check_empty_dir(e->data_dir, err)) != 0)
         goto out;
-    if (postmaster_running(e)) {
+    if (pg_engine_running(e)) {
         rc = rv_error_set(err, RV_ECONFLICT, false, "engine_pg: '%s' is running; stop it first",
                           e->app_name);
         goto out;
@@ -1092,7 +948,7 @@ int pg_engine_adopt_restored(struct pg_engine *e, struct rv_error *err)
 {
     char path[RV_PG_PATH_MAX + 32];
     int rc = 0;
-    if (postmaster_running(e))
+    if (pg_engine_running(e))
         return rv_error_set(err, RV_ECONFLICT, false, "engine_pg: '%s' is running; stop it first",
                             e->app_name);
     e->standby = false;
@@ -1278,7 +1134,7 @@ int pg_engine_set_synchronous(struct pg_engine *e, const char *const *names, siz
     if (n > 0) {
         rc = buf_printf(&b, "%s %u (", method == PG_SYNC_ANY ? "ANY" : "FIRST", n);
         for (size_t i = 0; rc == 0 && i < n_names; i++) {
-            if (!names[i] || !valid_name(names[i])) {
+            if (!names[i] || !eng_valid_name(names[i], RV_PG_NAME_MAX)) {
                 rc =
                     rv_error_set(err, RV_EINVAL, false, "engine_pg: standby name '%s' is malformed",
                                  names[i] ? names[i] : "");
@@ -1301,14 +1157,14 @@ int pg_engine_set_synchronous(struct pg_engine *e, const char *const *names, siz
         goto out;
     }
     snprintf(e->sync_names, sizeof e->sync_names, "%s", value);
-    if ((rc = write_reeve_conf(e, err)) != 0 || !postmaster_running(e))
+    if ((rc = write_reeve_conf(e, err)) != 0 || !pg_engine_running(e))
         goto out;
     if ((rc = connect_local(e, &c, err)) != 0)
         goto out;
     if ((rc = reload(c, e, err)) != 0)
         goto out;
     /* The session sees the reload once the postmaster has signalled it. */
-    int64_t deadline = now_ms() + RV_PG_RELOAD_WAIT_MS;
+    int64_t deadline = child_now_ms() + RV_PG_RELOAD_WAIT_MS;
     for (;;) {
         if ((rc = sql_exec(c, e, "SELECT current_setting('synchronous_standby_names')", 0, NULL, &r,
                            err)) != 0)
@@ -1318,14 +1174,14 @@ int pg_engine_set_synchronous(struct pg_engine *e, const char *const *names, siz
         r = NULL;
         if (live)
             break;
-        if (now_ms() >= deadline) {
+        if (child_now_ms() >= deadline) {
             rc = rv_error_set(err, RV_ETIMEOUT, true,
                               "engine_pg: '%s' did not load synchronous_standby_names within "
                               "%d ms",
                               e->app_name, RV_PG_RELOAD_WAIT_MS);
             goto out;
         }
-        sleep_ms(20);
+        child_sleep_ms(20);
     }
     log_info(COMPONENT, "'%s' synchronous_standby_names = '%s'", e->app_name, value);
 out:
@@ -1346,14 +1202,14 @@ int pg_engine_standbys(struct pg_engine *e, struct pg_standby *out, size_t cap, 
     PGresult *r = NULL;
     int rc = 0;
     *n = 0;
-    if (!postmaster_running(e))
+    if (!pg_engine_running(e))
         goto out;
     if ((rc = connect_local(e, &c, err)) != 0 || (rc = sql_exec(c, e, q, 0, NULL, &r, err)) != 0)
         goto out;
     for (int i = 0; i < PQntuples(r) && *n < cap; i++) {
         struct pg_standby *s = &out[*n];
         const char *name = PQgetvalue(r, i, 0);
-        if (!valid_name(name))
+        if (!eng_valid_name(name, RV_PG_NAME_MAX))
             continue; /* not one of ours (pg_basebackup, a tool) */
         memset(s, 0, sizeof *s);
         snprintf(s->name, sizeof s->name, "%s", name);

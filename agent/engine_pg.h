@@ -116,6 +116,9 @@ int pg_primary_parse(struct pg_primary *p, const char *hostport, struct rv_error
  * user (SCRAM verifier computed client-side) with the grants pg_rewind needs.
  * On success the server is running as a primary. */
 int pg_engine_initdb(struct pg_engine *e, struct rv_error *err);
+/* A postmaster (the pid in postmaster.pid is alive) holds the data
+ * directory. */
+bool pg_engine_running(const struct pg_engine *e);
 /* Start and wait until it accepts connections (bounded). A running server
  * is left alone. */
 int pg_engine_start(struct pg_engine *e, struct rv_error *err);
@@ -180,6 +183,20 @@ int pg_engine_apply_parameters(struct pg_engine *e, const struct pg_param *param
                                bool *restart_needed, struct rv_error *err);
 /* Create a physical replication slot (RV_EEXISTS if it is there already). */
 int pg_engine_create_replication_slot(struct pg_engine *e, const char *name, struct rv_error *err);
+
+/* A libpq connection (PGconn) to the local server over its unix socket
+ * socket_dir and port, as user, to database postgres, connect_timeout 10 s,
+ * with application_name app and, when statement_ms > 0, that
+ * statement_timeout; server notices are dropped. Returns 0, RV_ENOMEM, or
+ * RV_EUNAVAIL (retryable) "cannot connect to the local server: <why>". */
+struct pg_conn;
+int pg_connect_local(struct pg_conn **out, const char *socket_dir, int port, const char *user,
+                     const char *app, int statement_ms, struct rv_error *err);
+
+/* Append s to b as a configuration-file string: '...' with ' and \
+ * doubled. Returns 0 or RV_ENOMEM. */
+struct buf;
+int pg_conf_quote(struct buf *b, const char *s);
 
 /* Parse an LSN ("16/B374D848"); returns 0 or RV_EPARSE. */
 int pg_lsn_parse(uint64_t *out, const char *s);

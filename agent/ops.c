@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "child.h"
 #include "log.h"
 
 #define COMP "ops"
@@ -16,19 +17,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap(void)
-{
-    struct timespec ts = {0, RV_OPS_POLL_MS * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void lsn_text(char *out, size_t cap, uint64_t lsn)
@@ -362,8 +350,8 @@ static int target_address(const struct ops_env *env, const char *to, char *addr,
  * the wait ran out and the key is still mine. */
 static bool wait_taken(const struct ops_env *env)
 {
-    int64_t until = mono_ms() + RV_OPS_HANDOFF_WAIT_MS;
-    while (mono_ms() < until && !atomic_load(env->abort)) {
+    int64_t until = child_now_ms() + RV_OPS_HANDOFF_WAIT_MS;
+    while (child_now_ms() < until && !atomic_load(env->abort)) {
         json_t *kv = NULL;
         struct rv_error e = {0};
         if (dcs_client_get(&kv, NULL, env->dcs, env->leader_key, &e) == 0) {
@@ -372,7 +360,7 @@ static bool wait_taken(const struct ops_env *env)
             if (s != env->session)
                 return true;
         }
-        nap();
+        child_sleep_ms(RV_OPS_POLL_MS);
     }
     return atomic_load(env->abort);
 }
@@ -467,7 +455,7 @@ static int switchover_primary(const struct ops_env *env, json_t *sw, enum ops_ch
 /* Received past stop_lsn and replayed all of it (bounded wait). */
 static bool caught_up(const struct ops_env *env, uint64_t stop, char *why, size_t cap)
 {
-    int64_t until = mono_ms() + RV_OPS_CATCHUP_WAIT_MS;
+    int64_t until = child_now_ms() + RV_OPS_CATCHUP_WAIT_MS;
     struct pg_status ps = {0};
     while (!atomic_load(env->abort)) {
         struct rv_error e = {0};
@@ -476,9 +464,9 @@ static bool caught_up(const struct ops_env *env, uint64_t stop, char *why, size_
             if (recv > stop && ps.replay_lsn >= recv)
                 return true;
         }
-        if (mono_ms() >= until)
+        if (child_now_ms() >= until)
             break;
-        nap();
+        child_sleep_ms(RV_OPS_POLL_MS);
     }
     snprintf(why, cap,
              "received up to %" PRIX64 "/%" PRIX64 ", replayed %" PRIX64 "/%" PRIX64
@@ -492,19 +480,19 @@ static bool caught_up(const struct ops_env *env, uint64_t stop, char *why, size_
  * (bounded wait). */
 static bool caught_up_mdb(const struct ops_env *env, const char *stop, char *why, size_t cap)
 {
-    int64_t until = mono_ms() + RV_OPS_CATCHUP_WAIT_MS;
+    int64_t until = child_now_ms() + RV_OPS_CATCHUP_WAIT_MS;
     struct mdb_status ms;
     memset(&ms, 0, sizeof(ms));
     while (!atomic_load(env->abort)) {
         struct rv_error e = {0};
-        if (mdb_engine_status(env->eng->mdb, stop, &ms, &e) == 0 && ms.accepting &&
-            ms.lag_trx == 0)
+        if (mdb_engine_status(env->eng->mdb, stop, &ms, &e) == 0 && ms.accepting && ms.lag_trx == 0)
             return true;
-        if (mono_ms() >= until)
+        if (child_now_ms() >= until)
             break;
-        nap();
+        child_sleep_ms(RV_OPS_POLL_MS);
     }
-    snprintf(why, cap, "applied up to '%.80s' (%" PRIu64
+    snprintf(why, cap,
+             "applied up to '%.80s' (%" PRIu64
              " transactions behind), the old primary stopped at '%.80s'",
              ms.gtid_current_pos, ms.lag_trx, stop);
     return false;

@@ -36,6 +36,8 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "child.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define COMPONENT "restore"
@@ -52,25 +54,11 @@ extern char **environ;
 
 /* --- small helpers --- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 /* Paths written into a configuration string or a shell command line. */
@@ -340,41 +328,12 @@ int restore_command_build(char *out, size_t cap, const char *agent_bin, const ch
 
 /* --- files, as the server's OS user --- */
 
+/* Write path atomically (lib/fsutil), 0600, owned by the server's user. */
 static int write_file(const struct pg_engine *e, const char *path, const char *data,
                       struct rv_error *err)
 {
-    char tmp[RV_PG_PATH_MAX + 16];
-    size_t len = strlen(data), off = 0;
-    int rc = 0;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return rv_error_set(err, RV_ELIMIT, false, "restore: path '%s' is too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return rv_error_set(err, RV_EIO, false, "restore: cannot create '%s': %s", tmp,
-                            strerror(errno));
-    if (e->run_as && fchown(fd, e->uid, e->gid) != 0)
-        rc = rv_error_set(err, RV_EIO, false, "restore: cannot chown '%s': %s", tmp,
-                          strerror(errno));
-    while (rc == 0 && off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            rc = rv_error_set(err, RV_EIO, false, "restore: cannot write '%s': %s", tmp,
-                              strerror(errno));
-        else
-            off += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc =
-            rv_error_set(err, RV_EIO, false, "restore: cannot sync '%s': %s", tmp, strerror(errno));
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = rv_error_set(err, RV_EIO, false, "restore: cannot rename '%s': %s", tmp,
-                          strerror(errno));
-    if (rc != 0)
-        unlink(tmp);
-    return rc;
+    struct fs_owner o = {e->uid, e->gid};
+    return fs_write_atomic(path, data, strlen(data), 0600, e->run_as ? &o : NULL, "restore", err);
 }
 
 static int data_path(char *dst, size_t cap, const struct pg_engine *e, const char *name,
@@ -476,120 +435,66 @@ static int prepare_data_dir(const struct pg_engine *e, bool *created, struct rv_
     return rc;
 }
 
-static bool postmaster_running(const struct pg_engine *e)
-{
-    char path[RV_PG_PATH_MAX + 32];
-    char line[32] = {0};
-    snprintf(path, sizeof path, "%s/postmaster.pid", e->data_dir);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool ok = fgets(line, sizeof line, f) != NULL;
-    fclose(f);
-    char *end;
-    long pid = ok ? strtol(line, &end, 10) : 0;
-    if (!ok || end == line || pid <= 0 || pid > 0x3fffffffL)
-        return false;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
 /* --- child processes --- */
 
-struct child {
-    pid_t pid;
-    int in;  /* write end of the child's stdin, or -1 */
-    int out; /* memfd holding the child's stdout and stderr */
-};
-
-/* Only async-signal-safe calls between fork and exec: the agent is
- * multi-threaded. */
-static void child_exec(const struct pg_engine *e, int in, int out, char *const argv[],
-                       char *const envp[])
+/* Without libpq and locale variables: messages in English, no stray PGHOST
+ * redirecting a tool. Free with free(). */
+static char **tool_env(void)
 {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    setpgid(0, 0);
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-        _exit(126);
-    if (e->run_as && (setgroups(1, &e->gid) != 0 || setgid(e->gid) != 0 || setuid(e->uid) != 0))
-        _exit(126);
-    if (chdir("/") != 0)
-        _exit(126);
-    execve(argv[0], argv, envp);
-    static const char msg[] = "restore: cannot execute the tool\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(127);
+    static const char *const drop[] = {"PG", "LC_", "LANG", "HOME=", NULL};
+    static const char *const add[] = {"LC_ALL=C", "HOME=/", NULL};
+    return child_env(drop, add);
 }
 
-/* Start argv[0] (an absolute path) as the server's user, its output kept in
- * a memory file; with_stdin gives a pipe to write its input to. */
-static int child_start(struct child *c, const struct pg_engine *e, char *const argv[],
-                       bool with_stdin, struct rv_error *err)
+/* A tool run as the server's user (lib/child) whose input the caller
+ * streams: its stdout and stderr go to a memory file, so it never blocks
+ * on output while we write its input. */
+struct tool {
+    struct child c; /* c.in: the write end of its stdin */
+    int log;        /* memfd holding its stdout and stderr */
+};
+
+static int tool_start(struct tool *t, const struct pg_engine *e, char *const argv[],
+                      struct rv_error *err)
 {
-    int p[2] = {-1, -1};
+    char **envp = tool_env();
     int rc = 0;
-    size_t n = 0;
-    char **envp = NULL;
-    c->pid = -1;
-    c->in = -1;
-    c->out = memfd_create("reeve-restore-out", MFD_CLOEXEC);
-    for (char **q = environ; *q; q++)
-        n++;
-    envp = calloc(n + 4, sizeof *envp);
-    if (c->out < 0 || !envp) {
+    t->c = (struct child)CHILD_INIT;
+    t->log = memfd_create("reeve-restore-out", MFD_CLOEXEC);
+    if (t->log < 0 || !envp) {
         rc = rv_error_set(err, RV_ENOMEM, false, "restore: cannot set up '%s'", argv[0]);
         goto out;
     }
-    /* Without libpq and locale variables: messages in English, no stray
-     * PGHOST redirecting a tool. */
-    n = 0;
-    for (char **q = environ; *q; q++)
-        if (strncmp(*q, "PG", 2) != 0 && strncmp(*q, "LC_", 3) != 0 &&
-            strncmp(*q, "LANG", 4) != 0 && strncmp(*q, "HOME=", 5) != 0)
-            envp[n++] = *q;
-    envp[n++] = (char *)"LC_ALL=C";
-    envp[n++] = (char *)"HOME=/";
-    if (with_stdin ? pipe2(p, O_CLOEXEC) != 0
-                   : (p[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = rv_error_set(err, RV_EIO, true, "restore: cannot set up '%s': %s", argv[0],
-                          strerror(errno));
-        goto out;
-    }
-    c->pid = fork();
-    if (c->pid < 0) {
-        rc = rv_error_set(err, RV_EIO, true, "restore: cannot fork for '%s': %s", argv[0],
-                          strerror(errno));
-        goto out;
-    }
-    if (c->pid == 0)
-        child_exec(e, p[0], c->out, argv, envp);
-    c->in = p[1];
-    p[1] = -1;
+    struct child_spec s = {.argv = (const char *const *)argv,
+                           .envp = envp,
+                           .run_as = e->run_as,
+                           .uid = e->uid,
+                           .gid = e->gid,
+                           .in = CHILD_IO_PIPE,
+                           .out = CHILD_IO_FD,
+                           .out_fd = t->log,
+                           .err = CHILD_IO_FD,
+                           .err_fd = t->log,
+                           .label = "restore"};
+    rc = child_spawn(&t->c, &s, -1, err);
 out:
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
     free(envp);
-    if (rc != 0 && c->out >= 0) {
-        close(c->out);
-        c->out = -1;
+    if (rc != 0 && t->log >= 0) {
+        close(t->log);
+        t->log = -1;
     }
     return rc;
 }
 
-/* The end of the child's output on one line. */
-static void child_output(const struct child *c, char *dst, size_t cap)
+/* The end of the tool's output on one line. */
+static void tool_output(const struct tool *t, char *dst, size_t cap)
 {
     dst[0] = '\0';
-    off_t end = lseek(c->out, 0, SEEK_END);
+    off_t end = lseek(t->log, 0, SEEK_END);
     if (end <= 0)
         return;
     off_t start = end > (off_t)(cap - 1) ? end - (off_t)(cap - 1) : 0;
-    ssize_t r = pread(c->out, dst, (size_t)(end - start), start);
+    ssize_t r = pread(t->log, dst, (size_t)(end - start), start);
     if (r < 0)
         r = 0;
     dst[r] = '\0';
@@ -600,57 +505,32 @@ static void child_output(const struct child *c, char *dst, size_t cap)
             *p = ' ';
 }
 
-/* Wait for the child until deadline (monotonic ms); kill it past it.
- * *code: its exit status, -1 when killed. */
-static int child_wait(struct child *c, int64_t deadline, int *code, const char *what,
-                      struct rv_error *err)
+/* Close its input and wait until deadline (monotonic ms); past it the
+ * tool is killed. *code: its exit status, -1 when killed. */
+static int tool_wait(struct tool *t, int64_t deadline, int *code, const char *what,
+                     struct rv_error *err)
 {
-    int status = 0, rc = 0;
-    if (c->in >= 0) {
-        close(c->in);
-        c->in = -1;
+    int status = 0;
+    if (t->c.in >= 0) {
+        close(t->c.in);
+        t->c.in = -1;
     }
-    for (;;) {
-        pid_t w = waitpid(c->pid, &status, WNOHANG);
-        if (w == c->pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            rc = rv_error_set(err, RV_EIO, false, "restore: waitpid: %s", strerror(errno));
-            break;
-        }
-        if (mono_ms() >= deadline) {
-            kill(-c->pid, SIGKILL);
-            kill(c->pid, SIGKILL);
-            while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            rc = rv_error_set(err, RV_ETIMEOUT, true,
-                              "restore: '%s' did not finish in time "
-                              "(killed)",
-                              what);
-            break;
-        }
-        sleep_ms(10);
-    }
-    c->pid = -1;
-    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return rc;
+    int why = child_reap(&status, &t->c, deadline, NULL);
+    *code = why != 0 ? -1 : child_exit_code(status);
+    if (why == RV_ETIMEOUT)
+        return rv_error_set(err, RV_ETIMEOUT, true, "restore: '%s' did not finish in time (killed)",
+                            what);
+    if (why != 0)
+        return rv_error_set(err, RV_EIO, false, "restore: waitpid: %s", strerror(errno));
+    return 0;
 }
 
-static void child_release(struct child *c)
+static void tool_release(struct tool *t)
 {
-    if (c->in >= 0)
-        close(c->in);
-    if (c->pid > 0) {
-        int status;
-        kill(-c->pid, SIGKILL);
-        kill(c->pid, SIGKILL);
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
-    if (c->out >= 0)
-        close(c->out);
-    c->in = c->out = -1;
-    c->pid = -1;
+    child_release(&t->c);
+    if (t->log >= 0)
+        close(t->log);
+    t->log = -1;
 }
 
 /* Run a server tool (bin_dir/name) to its end; a non-zero exit is an error
@@ -659,25 +539,37 @@ static int run_pg_tool(const struct pg_engine *e, const char *const *args, int t
                        struct rv_error *err)
 {
     char exe[RV_PG_PATH_MAX + 64];
-    char *argv[24];
+    const char *argv[24];
     size_t n = 0;
-    struct child c = {.pid = -1, .in = -1, .out = -1};
-    int code = 0;
+    struct child_result r = {0};
+    char **envp = tool_env();
+    int rc = 0;
     snprintf(exe, sizeof exe, "%s/%s", e->bin_dir, args[0]);
     argv[n++] = exe;
     for (size_t i = 1; args[i] && n + 1 < sizeof argv / sizeof argv[0]; i++)
-        argv[n++] = (char *)args[i];
+        argv[n++] = args[i];
     argv[n] = NULL;
-    int rc = child_start(&c, e, argv, false, err);
-    if (rc == 0)
-        rc = child_wait(&c, mono_ms() + timeout_ms, &code, args[0], err);
-    if (rc == 0 && code != 0) {
+    if (!envp)
+        return rv_error_set(err, RV_ENOMEM, false, "restore: cannot set up '%s'", args[0]);
+    struct child_spec s = {.argv = argv,
+                           .envp = envp,
+                           .run_as = e->run_as,
+                           .uid = e->uid,
+                           .gid = e->gid,
+                           .label = "restore"};
+    struct child_opts o = {.timeout_ms = timeout_ms, .output_max = RV_PG_OUTPUT_MAX};
+    rc = child_run(&r, &s, 1, &o, err);
+    if (rc == 0 && r.why != 0)
+        rc = rv_error_set(err, RV_ETIMEOUT, true, "restore: '%s' did not finish in time (killed)",
+                          args[0]);
+    if (rc == 0 && r.exit_code[0] != 0) {
         char tail[320];
-        child_output(&c, tail, sizeof tail);
+        child_tail_line(tail, sizeof tail, &r.out);
         rc = rv_error_set(err, RV_ECHILD, false, "restore: '%s' failed (exit %d): %s", args[0],
-                          code, tail);
+                          r.exit_code[0], tail);
     }
-    child_release(&c);
+    child_result_release(&r);
+    free(envp);
     return rc;
 }
 
@@ -733,7 +625,7 @@ static int write_all(int fd, const char *data, size_t len, int64_t deadline, boo
                      struct rv_error *err)
 {
     while (len > 0) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - child_now_ms();
         if (left <= 0)
             return rv_error_set(err, RV_ETIMEOUT, true,
                                 "restore: extracting the backup did not finish in time");
@@ -786,12 +678,12 @@ static int extract(const struct pg_engine *e, const struct restore_opts *o,
 {
     char key[RV_OBJSTORE_KEY_MAX + 1];
     struct rv_source *src = NULL;
-    struct child c = {.pid = -1, .in = -1, .out = -1};
+    struct tool t = {CHILD_INIT, -1};
     char *buf = NULL;
     bool gone = false;
     int code = 0, rc = 0;
-    int64_t deadline = mono_ms() + RV_RESTORE_EXTRACT_TIMEOUT_MS;
-    int64_t next_log = mono_ms() + RV_RESTORE_PROGRESS_MS;
+    int64_t deadline = child_now_ms() + RV_RESTORE_EXTRACT_TIMEOUT_MS;
+    int64_t next_log = child_now_ms() + RV_RESTORE_PROGRESS_MS;
     const char *tar = find_tar();
     if (!tar)
         return rv_error_set(err, RV_ENOTFOUND, false,
@@ -810,7 +702,7 @@ static int extract(const struct pg_engine *e, const struct restore_opts *o,
         goto out;
     char *const argv[] = {(char *)tar,  (char *)"-x",        (char *)"-f", (char *)"-",
                           (char *)"-C", (char *)e->data_dir, NULL};
-    if ((rc = child_start(&c, e, argv, true, err)) != 0)
+    if ((rc = tool_start(&t, e, argv, err)) != 0)
         goto out;
     log_info(COMPONENT, "extracting backup '%s' into '%s'", m->backup_id, e->data_dir);
     for (;;) {
@@ -821,23 +713,23 @@ static int extract(const struct pg_engine *e, const struct restore_opts *o,
         /* Every chunk is checked before its bytes come out of the decoder,
          * so tar stopping early is tar's own failure (a full disk, say): no
          * need to read the rest of the object to explain it. */
-        if ((rc = write_all(c.in, buf, n, deadline, &gone, err)) != 0 || gone)
+        if ((rc = write_all(t.c.in, buf, n, deadline, &gone, err)) != 0 || gone)
             break;
         if (canceled(o, err)) {
             rc = RV_ECANCELED;
             break;
         }
-        if (mono_ms() >= next_log) {
+        if (child_now_ms() >= next_log) {
             log_info(COMPONENT, "backup '%s': %.1f MiB extracted", m->backup_id,
                      (double)res->raw_bytes / (1024.0 * 1024.0));
-            next_log = mono_ms() + RV_RESTORE_PROGRESS_MS;
+            next_log = child_now_ms() + RV_RESTORE_PROGRESS_MS;
         }
     }
     if (rc == 0 &&
-        (rc = child_wait(&c, mono_ms() + RV_RESTORE_TOOL_TIMEOUT_MS, &code, "tar", err)) == 0 &&
+        (rc = tool_wait(&t, child_now_ms() + RV_RESTORE_TOOL_TIMEOUT_MS, &code, "tar", err)) == 0 &&
         code != 0) {
         char tail[320];
-        child_output(&c, tail, sizeof tail);
+        tool_output(&t, tail, sizeof tail);
         rc = rv_error_set(err, RV_ECHILD, false,
                           "restore: 'tar' failed extracting backup '%s' into '%s' (exit %d): %s",
                           m->backup_id, e->data_dir, code, tail);
@@ -849,27 +741,13 @@ static int extract(const struct pg_engine *e, const struct restore_opts *o,
     if (rc == RV_EINTEGRITY)
         rc = integrity_error(m, err);
 out:
-    child_release(&c);
+    tool_release(&t);
     rv_source_close(src);
     free(buf);
     return rc;
 }
 
 /* --- recovery configuration --- */
-
-static int conf_quote(struct buf *b, const char *s)
-{
-    int rc = buf_putc(b, '\'');
-    for (; rc == 0 && *s; s++) {
-        if (*s == '\'' || *s == '\\')
-            rc = buf_putc(b, *s);
-        if (rc == 0)
-            rc = buf_putc(b, *s);
-    }
-    if (rc == 0)
-        rc = buf_putc(b, '\'');
-    return rc;
-}
 
 /* recovery_target_time in PostgreSQL's input form, always UTC. */
 static void pg_time(char out[RV_RESTORE_TIME_MAX + 1], int64_t ms)
@@ -888,7 +766,7 @@ static int write_recovery_conf(const struct pg_engine *e, const struct restore_o
     rc = buf_puts(&b, "# " RECOVERY_CONF ": written by reeve-agent for a restore and removed\n"
                       "# once the server has promoted.\nrestore_command = ");
     if (rc == 0)
-        rc = conf_quote(&b, o->restore_command);
+        rc = pg_conf_quote(&b, o->restore_command);
     if (rc == 0)
         rc = buf_puts(&b, "\nrecovery_target_timeline = 'latest'\n"
                           "recovery_target_action = 'promote'\n");
@@ -914,30 +792,11 @@ static int include_recovery_conf(const struct pg_engine *e, struct rv_error *err
 {
     char path[RV_PG_PATH_MAX + 32];
     struct buf b = BUF_INIT;
-    FILE *f = NULL;
     int rc = data_path(path, sizeof path, e, "postgresql.conf", err);
     if (rc != 0)
         return rc;
-    f = fopen(path, "re");
-    if (!f) {
-        rc = rv_error_set(err, RV_EIO, false, "restore: cannot open '%s': %s", path,
-                          strerror(errno));
-        goto out;
-    }
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + r > RV_PG_CONF_FILE_MAX) {
-            rc = rv_error_set(err, RV_ELIMIT, false, "restore: '%s' is larger than %d bytes", path,
-                              RV_PG_CONF_FILE_MAX);
-            goto out;
-        }
-        if (buf_append(&b, chunk, r) != 0) {
-            rc = rv_error_set(err, RV_ENOMEM, false, "restore: out of memory");
-            goto out;
-        }
-    }
-    if (b.data && strstr(b.data, INCLUDE_LINE))
+    rc = fs_read_file(&b, path, RV_PG_CONF_FILE_MAX, "restore", err);
+    if (rc != 0 || strstr(b.data, INCLUDE_LINE))
         goto out;
     if (buf_puts(&b, "\n" INCLUDE_LINE) != 0) {
         rc = rv_error_set(err, RV_ENOMEM, false, "restore: out of memory");
@@ -945,8 +804,6 @@ static int include_recovery_conf(const struct pg_engine *e, struct rv_error *err
     }
     rc = write_file(e, path, b.data, err);
 out:
-    if (f)
-        fclose(f);
     buf_release(&b);
     return rc;
 }
@@ -1120,7 +977,7 @@ static int start_server(const struct pg_engine *e, const struct restore_opts *o,
     int rc = socket_dir(e, err);
     if (rc != 0)
         return rc;
-    int64_t left = (deadline - mono_ms()) / 1000;
+    int64_t left = (deadline - child_now_ms()) / 1000;
     snprintf(secs, sizeof secs, "%" PRId64, left > 1 ? left : 1);
     const char *args[16] = {"pg_ctl",    "start", "-D", e->data_dir, "-l",
                             e->log_file, "-w",    "-t", secs,        "-s"};
@@ -1130,7 +987,7 @@ static int start_server(const struct pg_engine *e, const struct restore_opts *o,
         args[n++] = "-c archive_mode=off -c shared_buffers=" RV_RESTORE_SCRATCH_SHARED_BUFFERS;
     }
     args[n] = NULL;
-    return run_pg_tool(e, args, (int)(deadline - mono_ms()) + 5000, err);
+    return run_pg_tool(e, args, (int)(deadline - child_now_ms()) + 5000, err);
 }
 
 /* Poll until the server has left recovery; log the replayed position. */
@@ -1143,7 +1000,7 @@ static int wait_promoted(const struct pg_engine *e, const struct restore_opts *o
         "                  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '')";
     int64_t next_log = 0;
     for (;;) {
-        if (!postmaster_running(e))
+        if (!pg_engine_running(e))
             return explain_stop(e, o, log_from, err);
         PGconn *c = NULL;
         struct rv_error ce = {0};
@@ -1157,10 +1014,10 @@ static int wait_promoted(const struct pg_engine *e, const struct restore_opts *o
         if (r && PQntuples(r) == 1) {
             done = strcmp(PQgetvalue(r, 0, 0), "false") == 0;
             snprintf(res->recovered_to, sizeof res->recovered_to, "%s", PQgetvalue(r, 0, 2));
-            if (!done && mono_ms() >= next_log) {
+            if (!done && child_now_ms() >= next_log) {
                 log_info(COMPONENT, "recovering: replayed up to %s, transactions up to %s",
                          PQgetvalue(r, 0, 1), res->recovered_to[0] ? res->recovered_to : "none");
-                next_log = mono_ms() + RV_RESTORE_PROGRESS_MS;
+                next_log = child_now_ms() + RV_RESTORE_PROGRESS_MS;
             }
         }
         PQclear(r);
@@ -1170,12 +1027,12 @@ static int wait_promoted(const struct pg_engine *e, const struct restore_opts *o
             return 0;
         if (canceled(o, err))
             return RV_ECANCELED;
-        if (mono_ms() >= deadline)
+        if (child_now_ms() >= deadline)
             return rv_error_set(
                 err, RV_ETIMEOUT, false, "restore: recovery did not finish within %d s; see '%s'",
                 (o->timeout_ms ? o->timeout_ms : RV_RESTORE_RECOVERY_TIMEOUT_MS) / 1000,
                 e->log_file);
-        sleep_ms(200);
+        child_sleep_ms(200);
     }
 }
 
@@ -1300,7 +1157,7 @@ int restore_run(struct pg_engine *e, const struct restore_opts *o, struct restor
     struct restore_result local;
     struct restore_manifest m;
     bool created = false;
-    int64_t started = mono_ms();
+    int64_t started = child_now_ms();
     int64_t deadline;
     off_t log_from;
     int rc = 0;
@@ -1311,7 +1168,7 @@ int restore_run(struct pg_engine *e, const struct restore_opts *o, struct restor
         strlen(o->restore_command) > RV_RESTORE_COMMAND_MAX || strpbrk(o->restore_command, "\n\r"))
         return rv_error_set(err, RV_EINVAL, false,
                             "restore: a store and a one-line restore_command are required");
-    if (postmaster_running(e))
+    if (pg_engine_running(e))
         return rv_error_set(err, RV_EEXISTS, false,
                             "restore: a server is running in '%s'; stop it first", e->data_dir);
     if (o->backup_id)
@@ -1331,12 +1188,13 @@ int restore_run(struct pg_engine *e, const struct restore_opts *o, struct restor
     }
     log_info(COMPONENT, "backup '%s' extracted (%.1f MiB); starting recovery", m.backup_id,
              (double)res->raw_bytes / (1024.0 * 1024.0));
-    deadline = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : RV_RESTORE_RECOVERY_TIMEOUT_MS);
+    deadline =
+        child_now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : RV_RESTORE_RECOVERY_TIMEOUT_MS);
     log_from = file_size(e->log_file);
     if ((rc = start_server(e, o, deadline, err)) != 0) {
-        if (!postmaster_running(e))
+        if (!pg_engine_running(e))
             rc = explain_stop(e, o, log_from, err);
-        if (rc != RV_ETIMEOUT && postmaster_running(e))
+        if (rc != RV_ETIMEOUT && pg_engine_running(e))
             rc = wait_promoted(e, o, log_from, deadline, res, err);
     } else {
         rc = wait_promoted(e, o, log_from, deadline, res, err);
@@ -1351,7 +1209,7 @@ out:
         if (!o->keep_failed)
             wipe_dir(e->data_dir, created);
     }
-    res->duration_ms = mono_ms() - started;
+    res->duration_ms = child_now_ms() - started;
     if (rc == 0)
         log_info(COMPONENT, "restored backup '%s' in %" PRId64 " ms: primary on timeline %u",
                  m.backup_id, res->duration_ms, res->timeline);
@@ -1426,7 +1284,7 @@ int restore_test(const struct pg_engine_config *node, const char *work_dir,
     struct restore_result rr;
     bool engine_ok = false;
     int port = 0;
-    int64_t started = mono_ms();
+    int64_t started = child_now_ms();
     memset(res, 0, sizeof *res);
     memset(&rr, 0, sizeof rr);
     res->at_ms = wall_ms();
@@ -1476,7 +1334,7 @@ int restore_test(const struct pg_engine_config *node, const char *work_dir,
     rmdir(sock);
     res->ok = rc == 0;
     snprintf(res->error, sizeof res->error, "%s", rc == 0 ? "" : te.msg);
-    res->duration_ms = mono_ms() - started;
+    res->duration_ms = child_now_ms() - started;
     if (rc == RV_ENOMEM) {
         *err = te;
         return rc;

@@ -267,23 +267,11 @@ static void print_result(const struct args *a, const struct pg_engine *e, int rc
 static int engine_for(struct pg_engine *e, const struct agent_config *cfg, const struct args *a,
                       const char *to, bool own_dir, char sock[64], struct rv_error *err)
 {
-    struct pg_engine_config pc = {
-        .bin_dir = cfg->pg.bin_dir,
-        .data_dir = to,
-        .socket_dir = cfg->pg.socket_dir,
-        .log_file = own_dir ? cfg->pg.log_file : NULL,
-        .listen_address = cfg->pg.listen_address,
-        .port = a->port ? a->port : cfg->pg.port,
-        .superuser = cfg->pg.superuser,
-        .replication_user = cfg->pg.replication_user,
-        .replication_password = cfg->pg.replication_password,
-        .application_name = cfg->node,
-        .allowed_cidr = cfg->pg.allowed_cidr,
-        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
-        .no_sync = cfg->pg.no_sync,
-        .extra = cfg->pg.params,
-        .n_extra = cfg->pg.n_params,
-    };
+    struct pg_engine_config pc;
+    agent_config_pg(&pc, cfg);
+    pc.data_dir = to;
+    pc.log_file = own_dir ? cfg->pg.log_file : NULL;
+    pc.port = a->port ? a->port : cfg->pg.port;
     if (!own_dir) {
         snprintf(sock, 64, "/tmp/reeve-restore-XXXXXX");
         if (!mkdtemp(sock))

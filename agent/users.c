@@ -69,35 +69,10 @@ bool users_scram_matches(const char *verifier, const char *password)
 
 /* --- libpq --- */
 
-static void quiet(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 static int connect_pg(PGconn **out, const struct users_pg_target *t, struct rv_error *err)
 {
-    char port[16], options[64];
-    snprintf(port, sizeof(port), "%d", t->port);
-    snprintf(options, sizeof(options), "-c statement_timeout=%d", RV_PG_STATEMENT_TIMEOUT_MS);
-    const char *const keys[] = {
-        "host", "port", "user", "dbname", "connect_timeout", "options", "application_name", NULL};
-    const char *const vals[] = {t->socket_dir, port,    t->superuser,        "postgres",
-                                "10",          options, "reeve-agent-users", NULL};
-    PGconn *pc = PQconnectdbParams(keys, vals, 0);
-    *out = NULL;
-    if (pc == NULL)
-        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
-    if (PQstatus(pc) != CONNECTION_OK) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pc));
-        msg[strcspn(msg, "\n")] = '\0';
-        PQfinish(pc);
-        return rv_error_set(err, RV_EUNAVAIL, true, "cannot connect to the local server: %s", msg);
-    }
-    PQsetNoticeProcessor(pc, quiet, NULL);
-    *out = pc;
-    return 0;
+    return pg_connect_local(out, t->socket_dir, t->port, t->superuser, "reeve-agent-users",
+                            RV_PG_STATEMENT_TIMEOUT_MS, err);
 }
 
 /* Run q (text parameters). *res (may be NULL) keeps a result with rows;

@@ -67,21 +67,8 @@ int users_apply_mdb(struct users_result *out, const struct agent_config *cfg, co
         goto out;
     /* The server's own engine state (reeve.cnf) is only read here: the SQL
      * goes over the node's socket, as the agent's OS user. */
-    struct mdb_engine_config mc = {
-        .bin_dir = cfg->pg.bin_dir,
-        .data_dir = cfg->pg.data_dir,
-        .socket_dir = cfg->pg.socket_dir,
-        .log_file = cfg->pg.log_file,
-        .listen_address = cfg->pg.listen_address,
-        .port = cfg->pg.port,
-        .server_id = cfg->server_id,
-        .node_name = cfg->node,
-        .replication_user = cfg->pg.replication_user,
-        .replication_password = cfg->pg.replication_password,
-        .allowed_cidr = cfg->pg.allowed_cidr,
-        .os_user = geteuid() == 0 ? cfg->pg.os_user : NULL,
-        .no_sync = cfg->pg.no_sync,
-    };
+    struct mdb_engine_config mc;
+    agent_config_mdb(&mc, cfg);
     if ((rc = mdb_engine_init(e, &mc, err)) != 0)
         goto out;
     users_mdb_database(db, sizeof(db), cfg->cluster);

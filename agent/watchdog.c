@@ -17,25 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "log.h"
 
 #define COMP "watchdog"
 
 /* --- the child --- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* One line to stderr (the agent's log) with a single write. */
 static void wd_log(const char *level, const char *fmt, ...)
@@ -204,13 +191,13 @@ static bool gone(pid_t pid)
 
 static bool wait_gone(pid_t pid, int ms)
 {
-    int64_t end = mono_ms() + ms;
+    int64_t end = child_now_ms() + ms;
     for (;;) {
         if (gone(pid))
             return true;
-        if (mono_ms() >= end)
+        if (child_now_ms() >= end)
             return false;
-        nap_ms(20);
+        child_sleep_ms(20);
     }
 }
 
@@ -262,7 +249,7 @@ static int child_main(int fd, const char *data_dir, int64_t deadline_ms)
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int timeout = -1;
         if (armed) {
-            int64_t left = due - mono_ms();
+            int64_t left = due - child_now_ms();
             timeout = left > 0 ? (int)left : 0;
         }
         int r = poll(&p, 1, timeout);
@@ -275,7 +262,7 @@ static int child_main(int fd, const char *data_dir, int64_t deadline_ms)
             return 1;
         }
         if (r == 0) {
-            if (armed && mono_ms() >= due) {
+            if (armed && child_now_ms() >= due) {
                 fence(data_dir, "no heartbeat from the agent within the renew deadline");
                 armed = false;
             }
@@ -293,7 +280,7 @@ static int child_main(int fd, const char *data_dir, int64_t deadline_ms)
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] == 'A') {
                 armed = true;
-                due = mono_ms() + deadline_ms;
+                due = child_now_ms() + deadline_ms;
             } else if (buf[i] == 'D') {
                 armed = false;
             }
@@ -404,9 +391,9 @@ void watchdog_release(struct watchdog *w)
         w->fd = -1;
     }
     if (w->pid > 0) {
-        int64_t end = mono_ms() + RV_AGENT_WATCHDOG_REAP_MS;
-        while (waitpid(w->pid, NULL, WNOHANG) == 0 && mono_ms() < end)
-            nap_ms(10);
+        int64_t end = child_now_ms() + RV_AGENT_WATCHDOG_REAP_MS;
+        while (waitpid(w->pid, NULL, WNOHANG) == 0 && child_now_ms() < end)
+            child_sleep_ms(10);
         w->pid = 0;
     }
 }

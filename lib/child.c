@@ -22,7 +22,7 @@ int64_t child_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void child_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -124,8 +124,15 @@ static void exec_child(const struct exec_plan *p)
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
+    /* Through copies above 2 first: a descriptor that is itself 0, 1 or 2
+     * (stdio closed in the caller) is neither clobbered nor left
+     * close-on-exec. The copies are close-on-exec. */
+    int tmp[3];
     for (int i = 0; i < 3; i++)
-        if (dup2(p->fd[i], i) < 0)
+        if ((tmp[i] = fcntl(p->fd[i], F_DUPFD_CLOEXEC, 3)) < 0)
+            _exit(126);
+    for (int i = 0; i < 3; i++)
+        if (dup2(tmp[i], i) < 0)
             _exit(126);
     if (s->close_fds)
         close_range(3, ~0U, 0);
@@ -187,14 +194,19 @@ static int plan_open(struct exec_plan *p, const struct child_spec *s, int captur
     int rc = 0;
     snprintf(p->msg_user, sizeof p->msg_user, "%s: cannot switch to uid %u gid %u\n", label,
              (unsigned)s->uid, (unsigned)s->gid);
-    snprintf(p->msg_exec, sizeof p->msg_exec, "%s: cannot execute '%s'\n", label, s->argv[0]);
+    if (snprintf(p->msg_exec, sizeof p->msg_exec, "%s: cannot execute '%s'\n", label, s->argv[0]) >=
+        (int)sizeof p->msg_exec)
+        snprintf(p->msg_exec, sizeof p->msg_exec, "%s: cannot execute the program\n", label);
     p->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int i = 0; i < 3 && rc == 0 && p->devnull >= 0; i++) {
         rc = child_end(&p->fd[i], &p->parent[i], s, i, capture_fd, p->devnull);
         p->piped[i] = p->parent[i] >= 0;
         if (rc == RV_EINVAL)
             return rv_error_set(err, RV_EINVAL, false, "%s: no descriptor for the %s of '%s'",
-                                label, i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr",
+                                label,
+                                i == 0   ? "stdin"
+                                : i == 1 ? "stdout"
+                                         : "stderr",
                                 s->argv[0]);
     }
     if (p->devnull < 0 || rc != 0)
@@ -215,8 +227,10 @@ static void plan_close(struct exec_plan *p)
     close_fd(&p->devnull);
 }
 
-#define PLAN_INIT(spec)                                                                           \
-    {.s = (spec), .fd = {-1, -1, -1}, .parent = {-1, -1, -1}, .devnull = -1}
+#define PLAN_INIT(spec)                                                                            \
+    {                                                                                              \
+        .s = (spec), .fd = {-1, -1, -1}, .parent = {-1, -1, -1}, .devnull = -1                     \
+    }
 
 int child_spawn(struct child *c, const struct child_spec *s, int capture_fd, struct rv_error *err)
 {
@@ -336,15 +350,20 @@ int child_reap(int *status, struct child *c, int64_t deadline_ms, const atomic_b
             kill_reap(c, status);
             return why;
         }
-        sleep_ms(RV_CHILD_REAP_SLEEP_MS);
+        child_sleep_ms(RV_CHILD_REAP_SLEEP_MS);
     }
 }
 
-void child_release(struct child *c)
+void child_close_pipes(struct child *c)
 {
     close_fd(&c->in);
     close_fd(&c->out);
     close_fd(&c->err);
+}
+
+void child_release(struct child *c)
+{
+    child_close_pipes(c);
     if (c->pid > 0) {
         int status;
         kill_reap(c, &status);
@@ -355,8 +374,7 @@ void child_release(struct child *c)
 
 /* Read fd until EOF (every writer gone), the deadline or *cancel. Returns
  * 0, RV_ETIMEOUT, RV_ECANCELED, RV_EIO or RV_ENOMEM. */
-static int collect(int fd, struct buf *out, size_t max, int64_t deadline,
-                   const atomic_bool *cancel)
+static int collect(int fd, struct buf *out, size_t max, int64_t deadline, const atomic_bool *cancel)
 {
     char chunk[RV_CHILD_CHUNK];
     for (;;) {

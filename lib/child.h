@@ -60,7 +60,10 @@ struct child {
     int err;   /* read end of its stderr */
 };
 
-#define CHILD_INIT {-1, -1, -1, -1}
+#define CHILD_INIT                                                                                 \
+    {                                                                                              \
+        -1, -1, -1, -1                                                                             \
+    }
 
 /* Start s->argv[0]; capture_fd receives what CHILD_IO_CAPTURE names (-1
  * when nothing is captured). Returns 0 or RV_EIO / RV_EINVAL with err set;
@@ -79,6 +82,10 @@ int child_spawn_detached(pid_t *pid, const struct child_spec *s, struct rv_error
  * RV_ETIMEOUT or RV_ECANCELED (killed; *status is the kill's), or RV_EIO
  * when waitpid fails. INT64_MAX waits without a deadline. */
 int child_reap(int *status, struct child *c, int64_t deadline_ms, const atomic_bool *cancel);
+
+/* Close the caller's ends of the pipes (its stdin sees EOF); the child
+ * runs on. */
+void child_close_pipes(struct child *c);
 
 /* Close the caller's ends; a child still running is killed with its group
  * and reaped. A no-op on CHILD_INIT. */
@@ -127,5 +134,8 @@ char **child_env(const char *const *drop, const char *const *add);
 
 /* Monotonic milliseconds, the clock of every deadline here. */
 int64_t child_now_ms(void);
+
+/* Sleep ms milliseconds, resuming after signals. */
+void child_sleep_ms(int ms);
 
 #endif

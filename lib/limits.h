@@ -1094,4 +1094,26 @@ _Static_assert(RV_CHILD_OUTPUT_MAX / 2 > RV_ERROR_MSG_MAX, "output tail fits a m
 _Static_assert(RV_CHILD_POLL_MS <= RV_AGENT_HANDLER_POLL_MS, "a handler's cancel is seen in time");
 /* (end of section) */
 
+/* --- backup log lines synced to the reconciler (agent/backupd.c, reconciler/backups.c) --- */
+/* Log lines one POST /v1/agents/backups carries from the agent, oldest
+ * first; the rest go next poll. With the records of a batch (a few KiB
+ * each) this stays far below RV_BACKUPS_POST_BODY_MAX. */
+#define RV_BACKUP_SYNC_LOG_LINES 200
+/* Log lines the reconciler accepts in one request: more than an agent
+ * sends, far fewer than a hostile body could carry. */
+#define RV_BACKUPS_POST_LOGS_MAX 1000
+/* One log line as the reconciler accepts it: the agent writes at most
+ * RV_ERROR_MSG_MAX - 1 bytes; twice that leaves room for other agents. */
+#define RV_BACKUPS_LOG_LINE_MAX 1024
+/* Log lines the reconciler keeps per backup (the oldest go first): as many
+ * as the agent keeps. */
+#define RV_BACKUPS_LOG_LINES_MAX RV_BACKUP_LOG_LINES_MAX
+_Static_assert(RV_BACKUP_SYNC_LOG_LINES <= RV_BACKUPS_POST_LOGS_MAX,
+               "the agent's batch is accepted");
+_Static_assert(RV_ERROR_MSG_MAX <= RV_BACKUPS_LOG_LINE_MAX, "every line the agent writes fits");
+_Static_assert((RV_BACKUP_SYNC_LOG_LINES * (2 * RV_ERROR_MSG_MAX + 256)) <
+                   RV_BACKUPS_POST_BODY_MAX / 2,
+               "a batch of lines leaves half the body to the records");
+/* (end of section) */
+
 #endif

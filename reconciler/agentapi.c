@@ -1796,10 +1796,73 @@ static int check_record(int *out_status, const json_t *rec, size_t index, const 
     return 0;
 }
 
+/* A log line may hold any printable UTF-8 but no control character: no
+ * C0, DEL, or C1 (U+0080..U+009F, which some terminals obey). */
+static bool line_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i] != '\0'; i++)
+        if (p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f))
+            return false;
+    return true;
+}
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+static const struct fspec log_fields[] = {
+    {"backup_id", F_STR, true, RV_BACKUPS_ID_MAX, NULL},
+    {"at", F_TIME, true, 40, NULL},
+    {"level", F_STR, true, 16, log_levels},
+    {"line", F_STR, true, RV_BACKUPS_LOG_LINE_MAX, NULL},
+};
+
+static int check_log(const json_t *line, size_t index, struct rv_error *err)
+{
+    static const char *const names[] = {"backup_id", "at", "level", "line", NULL};
+    char what[48];
+    snprintf(what, sizeof(what), "logs[%zu]", index);
+    if (!json_is_object(line))
+        return rv_error_set(err, RV_EINVAL, false, "%s must be an object", what);
+    int rc = fields_known(line, names, what, err);
+    for (size_t i = 0; rc == 0 && i < sizeof(log_fields) / sizeof(log_fields[0]); i++)
+        rc = check_field(line, &log_fields[i], what, err);
+    if (rc != 0)
+        return rc;
+    if (!id_ok(json_string_value(json_object_get(line, "backup_id"))))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: backup_id is letters, digits, '.', '_' and '-'", what);
+    if (!line_ok(json_string_value(json_object_get(line, "line"))))
+        return rv_error_set(err, RV_EINVAL, false,
+                            "%s: field 'line' must not hold control characters", what);
+    return 0;
+}
+
+/* "logs" (optional): at most RV_BACKUPS_POST_LOGS_MAX lines. Whether each
+ * line's backup is the agent's own is decided where the records are
+ * (backups_ingest). */
+static int check_logs(const json_t *logs, struct rv_error *err)
+{
+    size_t i;
+    json_t *line;
+    int rc = 0;
+    if (logs == NULL)
+        return 0;
+    if (!json_is_array(logs) || json_array_size(logs) > RV_BACKUPS_POST_LOGS_MAX)
+        return rv_error_set(err, RV_EINVAL, false,
+                            "backups: field 'logs' must be an array of at most %d lines",
+                            RV_BACKUPS_POST_LOGS_MAX);
+    json_array_foreach(logs, i, line)
+    {
+        if ((rc = check_log(line, i, err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int agentapi_backups_check(int *out_status, const json_t *body, const char *cluster,
                            struct rv_error *err)
 {
-    static const char *const top[] = {"records", "wal", NULL};
+    static const char *const top[] = {"records", "logs", "wal", NULL};
     static const char *const walf[] = {"last_segment", "last_archived_at", NULL};
     *out_status = 400;
     if (!json_is_object(body))
@@ -1819,6 +1882,8 @@ int agentapi_backups_check(int *out_status, const json_t *body, const char *clus
         if ((rc = check_record(out_status, rec, i, cluster, err)) != 0)
             return rc;
     }
+    if ((rc = check_logs(json_object_get(body, "logs"), err)) != 0)
+        return rc;
     json_t *wal = json_object_get(body, "wal");
     if (wal == NULL || json_is_null(wal))
         return 0;

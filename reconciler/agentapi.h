@@ -130,9 +130,13 @@ struct agentapi_backup_hooks {
 void agentapi_set_backup_hooks(struct agentapi *a, const struct agentapi_backup_hooks *hooks);
 
 /* Validate a POST /v1/agents/backups body from an agent of cluster
- * ("ns/name"): {"records": [<record>...], "wal": null | {"last_segment",
- * "last_archived_at"}}, every field of every record by its type and
- * bounds (lib/limits.h, RV_BACKUPS_*). 0 when acceptable; otherwise
+ * ("ns/name"): {"records": [<record>...], "logs": [{"backup_id", "at",
+ * "level", "line"}...] (optional), "wal": null | {"last_segment",
+ * "last_archived_at"}}, every field of every record and log line by its
+ * type and bounds (lib/limits.h, RV_BACKUPS_*; a level is debug, info,
+ * warn or error; a line has no control characters). Whether a line's
+ * backup belongs to the cluster is backups_ingest's to decide (it needs
+ * the stored records). 0 when acceptable; otherwise
  * RV_EINVAL with the reason in err and *out_status 400, or 403 when a
  * record names another cluster. */
 int agentapi_backups_check(int *out_status, const json_t *body, const char *cluster,

@@ -20,6 +20,11 @@
 #include "s3.h"
 #include "users.h"
 
+/* When the agents verify the newest full backup by restoring it into a
+ * scratch instance: weekly, Sunday 04:30 UTC, after the nightly backups
+ * (the spec has no field for it yet). */
+#define BACKUPS_TEST_RESTORE_CRON "30 4 * * 0"
+
 #define LOG_C "backups"
 
 /* Migration "backups". Times: *_at INTEGER Unix seconds, except the
@@ -65,6 +70,22 @@ const char backups_schema_sql[] =
     "  created_at INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX backup_requests_by_cluster ON backup_requests (cluster, created_at);";
+
+/* Migration "backup logs": the agents' per-backup log lines. A line sent
+ * twice (an answer lost after the commit) is stored once. */
+const char backups_logs_sql[] =
+    "CREATE TABLE backup_logs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  backup_id TEXT NOT NULL,"
+    "  cluster TEXT NOT NULL,"
+    "  at TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  level TEXT NOT NULL CHECK (level IN ('debug', 'info', 'warn', 'error')),"
+    "  line TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE UNIQUE INDEX backup_logs_once ON backup_logs (backup_id, at, level, line);"
+    "CREATE INDEX backup_logs_by_backup ON backup_logs (backup_id, at_ms, id);";
 
 struct backups {
     struct db *db;
@@ -400,13 +421,105 @@ out:
     return rc;
 }
 
+/* One log line, when its backup is a record of cluster (sent in the same
+ * request, already stored, or earlier). *stored: a new line was kept;
+ * *owned: the backup is cluster's. */
+static int ingest_log(bool *stored, bool *owned, struct backups *b, const char *cluster,
+                      const json_t *line, int64_t now, struct rv_error *err)
+{
+    const char *id = jstr(line, "backup_id");
+    int64_t at_ms = 0, n = 0;
+    *stored = *owned = false;
+    int rc = db_query_i64(&n, b->db, err,
+                          "SELECT count(*) FROM backup_records WHERE backup_id = ? AND cluster = ?",
+                          "tt", id, cluster);
+    if (rc != 0 || n == 0)
+        return rc;
+    *owned = true;
+    agentapi_time_parse(&at_ms, jstr(line, "at"), false);
+    rc = db_run(b->db, err,
+                "INSERT INTO backup_logs (backup_id, cluster, at, at_ms, level, line, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "tttlttl", id, cluster, jstr(line, "at"), at_ms, jstr(line, "level"),
+                jstr(line, "line"), now);
+    if (rc == 0)
+        *stored = db_changes(b->db) > 0;
+    return rc;
+}
+
+/* The newest RV_BACKUPS_LOG_LINES_MAX lines of each backup in logs stay. */
+static int logs_trim(struct backups *b, const json_t *logs, struct rv_error *err)
+{
+    json_t *seen = json_object();
+    size_t i;
+    json_t *line;
+    int rc = seen != NULL ? 0 : rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    json_array_foreach(logs, i, line)
+    {
+        const char *id = jstr(line, "backup_id");
+        if (rc != 0)
+            break;
+        if (json_object_get(seen, id) != NULL)
+            continue;
+        if (json_object_set_new(seen, id, json_true()) != 0) {
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+            break;
+        }
+        rc = db_run(b->db, err,
+                    "DELETE FROM backup_logs WHERE backup_id = ? AND id IN (SELECT id FROM"
+                    " backup_logs WHERE backup_id = ? ORDER BY at_ms DESC, id DESC"
+                    " LIMIT -1 OFFSET ?)",
+                    "ttl", id, id, (int64_t)RV_BACKUPS_LOG_LINES_MAX);
+    }
+    json_decref(seen);
+    return rc;
+}
+
+/* The log lines of body, after its records: a line of a backup that is
+ * not cluster's (unknown, or another cluster's) is not stored. Lines are
+ * never logged, only counted. */
+static int ingest_logs(size_t *out_stored, struct backups *b, const char *cluster,
+                       const json_t *logs, int64_t now, struct rv_error *err)
+{
+    size_t i, stored = 0, foreign = 0;
+    const char *first_foreign = NULL;
+    json_t *line;
+    int rc = 0;
+    json_array_foreach(logs, i, line)
+    {
+        bool kept = false, owned = false;
+        if ((rc = ingest_log(&kept, &owned, b, cluster, line, now, err)) != 0)
+            return rc;
+        stored += kept;
+        if (!owned && foreign++ == 0)
+            first_foreign = jstr(line, "backup_id");
+    }
+    if (foreign > 0)
+        log_warn(LOG_C,
+                 "%zu log line(s) from an agent of %s not stored: their backup (first: '%s') "
+                 "is not a record of %s",
+                 foreign, cluster, first_foreign, cluster);
+    if (json_array_size(logs) > 0)
+        rc = logs_trim(b, logs, err);
+    *out_stored = stored;
+    return rc;
+}
+
 int backups_ingest(size_t *out_accepted, struct backups *b, const char *cluster, const json_t *body,
                    struct rv_error *err)
 {
+    size_t logs = 0;
+    return backups_ingest_logs(out_accepted, &logs, b, cluster, body, err);
+}
+
+int backups_ingest_logs(size_t *out_accepted, size_t *out_logs, struct backups *b,
+                        const char *cluster, const json_t *body, struct rv_error *err)
+{
     int64_t now = (int64_t)time(NULL);
-    size_t i, n = 0;
+    size_t i, n = 0, nlogs = 0;
     json_t *rec;
     *out_accepted = 0;
+    *out_logs = 0;
     pthread_mutex_lock(&b->mu);
     int rc = db_begin(b->db, err);
     json_array_foreach(json_object_get(body, "records"), i, rec)
@@ -417,6 +530,8 @@ int backups_ingest(size_t *out_accepted, struct backups *b, const char *cluster,
         rc = ingest_record(&ok, b, cluster, rec, now, err);
         n += ok;
     }
+    if (rc == 0)
+        rc = ingest_logs(&nlogs, b, cluster, json_object_get(body, "logs"), now, err);
     json_t *wal = json_object_get(body, "wal");
     if (rc == 0 && json_is_object(wal)) {
         int64_t at_ms = 0;
@@ -435,8 +550,66 @@ int backups_ingest(size_t *out_accepted, struct backups *b, const char *cluster,
     else
         db_rollback(b->db);
     pthread_mutex_unlock(&b->mu);
-    if (rc == 0)
+    if (rc == 0) {
         *out_accepted = n;
+        *out_logs = nlogs;
+    }
+    return rc;
+}
+
+static int show_logs(json_t *arr, struct backups *b, const char *backup_id, struct rv_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db_prepare(&st, b->db, err,
+                        "SELECT at, level, line FROM backup_logs WHERE backup_id = ?"
+                        " ORDER BY at_ms, id",
+                        "t", backup_id);
+    while (rc == 0 && (rc = db_step(st, b->db, err)) == 1) {
+        json_t *l = json_pack("{s:s,s:s,s:s}", "at", (const char *)sqlite3_column_text(st, 0),
+                              "level", (const char *)sqlite3_column_text(st, 1), "line",
+                              (const char *)sqlite3_column_text(st, 2));
+        rc = l != NULL && json_array_append_new(arr, l) == 0
+                 ? 0
+                 : rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    }
+    db_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
+int backups_show(json_t **out, struct backups *b, const char *backup_id, struct rv_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *rec = NULL, *logs = json_array();
+    int rc;
+    *out = NULL;
+    if (logs == NULL)
+        return rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    pthread_mutex_lock(&b->mu);
+    rc = db_prepare(&st, b->db, err, "SELECT json FROM backup_records WHERE backup_id = ?", "t",
+                    backup_id);
+    if (rc == 0)
+        rc = db_step(st, b->db, err);
+    if (rc == 1) {
+        rec = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        rc = rec != NULL ? 0 : rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    } else if (rc == 0) {
+        rc = rv_error_set(err, RV_ENOTFOUND, false,
+                          "no backup '%s' is known to reeve; 'reeve backups list' shows the "
+                          "known ones",
+                          backup_id);
+    }
+    db_finalize(st);
+    if (rc == 0)
+        rc = show_logs(logs, b, backup_id, err);
+    pthread_mutex_unlock(&b->mu);
+    if (rc == 0) {
+        *out = json_pack("{s:o,s:o}", "record", rec, "logs", logs);
+        rec = logs = NULL;
+        if (*out == NULL)
+            rc = rv_error_set(err, RV_ENOMEM, false, "out of memory");
+    }
+    json_decref(rec);
+    json_decref(logs);
     return rc;
 }
 
@@ -598,7 +771,7 @@ static json_t *backup_json(const struct config *cfg, const json_t *row, const ch
     }
     json_t *args = json_object_get(bk, "args");
     json_t *o = json_pack(
-        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:o, s:o, s:n}", "full_cron",
+        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:o, s:o, s:s}", "full_cron",
         json_object_get(bk, "full_cron"), "incremental_cron",
         json_object_get(bk, "incremental_cron") ? json_object_get(bk, "incremental_cron")
                                                 : json_null(),
@@ -607,7 +780,7 @@ static json_t *backup_json(const struct config *cfg, const json_t *row, const ch
         json_object_get(bk, "program") ? json_object_get(bk, "program") : json_null(), "args",
         args ? args : json_null(), "prefer_replica", json_object_get(bk, "prefer_replica"), "pitr",
         json_object_get(row, "pitr"), "destination", dest, "encryption_key", key,
-        "test_restore_cron");
+        "test_restore_cron", BACKUPS_TEST_RESTORE_CRON);
     if (o == NULL)
         rv_error_set(err, RV_ENOMEM, false, "out of memory");
     return o;

@@ -10,6 +10,8 @@
  *   backup_records   the agents' backup records (backup_id, cluster, status,
  *                    ended_at, the record's JSON)
  *   backup_wal       per cluster the last archived WAL segment and its time
+ *   backup_logs      the agents' log lines of each backup (migration
+ *                    "backup logs")
  *   backup_requests  backups the reconciler asks for (final backups)
  *
  * What it computes:
@@ -47,6 +49,9 @@
 
 /* Migration SQL of the backup tables; store.c lists it in store_migrations. */
 extern const char backups_schema_sql[];
+/* Migration SQL of backup_logs (the agents' per-backup log lines), listed
+ * after backups_schema_sql. */
+extern const char backups_logs_sql[];
 
 struct backups;
 
@@ -77,6 +82,20 @@ int backups_check_refs(const struct config *cfg, const struct spec_set *set,
  * when the agent sends none), the WAL position replaced. */
 int backups_ingest(size_t *out_accepted, struct backups *b, const char *cluster, const json_t *body,
                    struct rv_error *err);
+/* backups_ingest, and the body's "logs" after its records, in the same
+ * transaction: a line is stored only when its backup_id is a record of
+ * cluster (sent in this body or before); other lines are dropped and
+ * counted in a warning that names the first backup id, never a line. A
+ * line sent again (same backup, time, level and text) is stored once; the
+ * newest RV_BACKUPS_LOG_LINES_MAX lines of a backup are kept. *out_logs:
+ * lines newly stored. */
+int backups_ingest_logs(size_t *out_accepted, size_t *out_logs, struct backups *b,
+                        const char *cluster, const json_t *body, struct rv_error *err);
+
+/* One backup for GET /api/v1/backups/<id>: {"record": <record>, "logs":
+ * [{"at","level","line"}...]} with the lines oldest first. RV_ENOTFOUND
+ * (with a message naming the id) when no record has that id. */
+int backups_show(json_t **out, struct backups *b, const char *backup_id, struct rv_error *err);
 
 /* Whether a primary of "ns/name" is reporting now (the caller's view of the
  * node reports); NULL: none ever is. */

@@ -1,12 +1,13 @@
 /* cmd_backups.c - `reeve backups`: the backups a running `reeve serve`
- * knows of (list), and checking one of them against its destination
- * (verify).
+ * knows of (list), one of them with its log lines (show), and checking one
+ * of them against its destination (verify).
  *
- * Contract: GET <server>/api/v1/backups[?cluster=NS/NAME] and POST
- * <server>/api/v1/backups/<id>/verify (docs/serve.md); tables (or, with
- * --json, the server's JSON) to stdout, errors to stderr. Exit status:
- * list 0 shown; verify 0 the backup checks out, 1 it does not; both 2 for
- * bad usage, a server that cannot be reached or answers an error.
+ * Contract: GET <server>/api/v1/backups[?cluster=NS/NAME], GET
+ * <server>/api/v1/backups/<id> and POST <server>/api/v1/backups/<id>/verify
+ * (docs/serve.md); tables (or, with --json, the server's JSON) to stdout,
+ * errors to stderr. Exit status: list and show 0 shown; verify 0 the
+ * backup checks out, 1 it does not; all 2 for bad usage, a server that
+ * cannot be reached or answers an error (an unknown id included).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +31,7 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 static const char backups_usage[] =
     "usage: reeve backups list [NAMESPACE/NAME] [--server URL] [--json]\n"
+    "       reeve backups show BACKUP_ID [--server URL] [--json]\n"
     "       reeve backups verify BACKUP_ID [--server URL] [--json]\n";
 
 static const char backups_help[] =
@@ -46,6 +48,15 @@ static const char backups_help[] =
     "                          (SIZE is what the destination stores: compressed,\n"
     "                          and encrypted when the cluster has a key), then\n"
     "                          the error of every failed backup\n"
+    "  show BACKUP_ID          one backup: every field of its record (where\n"
+    "                          it is stored, its size, checksum, WAL positions,\n"
+    "                          the last verification), then its log lines as\n"
+    "                          the agent wrote them, oldest first\n"
+    "                            2026-11-21 08:05:01.123Z  info   started ...\n"
+    "                          The agent keeps its log in its local database\n"
+    "                          and sends it with the records, also after the\n"
+    "                          reconciler was away: a backup taken meanwhile\n"
+    "                          shows its whole log once the agent reached reeve\n"
     "  verify BACKUP_ID        read the backup from its destination (S3 or a\n"
     "                          local directory) and check it: its size, its\n"
     "                          SHA-256, and - when reeve has the cluster's\n"
@@ -63,12 +74,15 @@ static const char backups_help[] =
     "  -h, --help       show this help\n"
     "\n"
     "exit status:\n"
-    "  0  shown (list); the backup checks out (verify)\n"
+    "  0  shown (list, show); the backup checks out (verify)\n"
     "  1  verify: the backup is damaged, truncated or missing\n"
-    "  2  bad usage, or the server cannot be reached or answered an error\n"
+    "  2  bad usage, an unknown backup id, or the server cannot be reached\n"
+    "     or answered an error\n"
     "\n"
     "examples:\n"
     "  reeve backups list payments/billing\n"
+    "  reeve backups show 20261121T080501Z-3fa9c2d1\n"
+    "  reeve backups show 20261121T080501Z-3fa9c2d1 --json | jq -r '.logs[].line'\n"
     "  reeve backups verify 20261121T080501Z-3fa9c2d1\n"
     "  reeve backups list --json | jq '.backups[] | select(.status == \"failed\")'\n"
     "\n"
@@ -77,7 +91,7 @@ static const char backups_help[] =
 
 struct options {
     const char *verb;
-    const char *arg; /* cluster (list) or backup id (verify) */
+    const char *arg; /* cluster (list) or backup id (show, verify) */
     const char *server;
     bool json;
 };
@@ -249,6 +263,149 @@ static int do_list(const struct options *o)
     return EXIT_OK;
 }
 
+/* Text from the server written so that no byte can drive the terminal:
+ * control characters (C0, DEL, C1) print as '?'. */
+static void put_safe(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i] != '\0'; i++) {
+        if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+            fputc('?', out);
+            i++;
+        } else if (p[i] < 0x20 || p[i] == 0x7f) {
+            fputc('?', out);
+        } else {
+            fputc(p[i], out);
+        }
+    }
+}
+
+/* A field's value as one line: strings as they are, null "-", lists
+ * space-separated, objects (verify) as compact JSON. */
+static void value_text(char *out, size_t cap, const json_t *v)
+{
+    if (v == NULL || json_is_null(v)) {
+        snprintf(out, cap, "-");
+    } else if (json_is_string(v)) {
+        snprintf(out, cap, "%s", json_string_value(v));
+    } else if (json_is_array(v)) {
+        size_t i, n = 0;
+        json_t *x;
+        out[0] = '\0';
+        json_array_foreach(v, i, x)
+        {
+            char one[256];
+            value_text(one, sizeof(one), x);
+            n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", i ? " " : "", one);
+            if (n >= cap)
+                break;
+        }
+        if (json_array_size(v) == 0)
+            snprintf(out, cap, "(none)");
+    } else {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+        snprintf(out, cap, "%s", t != NULL ? t : "?");
+        free(t);
+    }
+}
+
+/* The record's fields in the contract's order, then any other field. */
+static void print_record(FILE *out, const json_t *r)
+{
+    static const char *const order[] = {
+        "backup_id",   "set_id",        "cluster",        "node",    "type",       "method",
+        "params",      "schedule",      "status",         "error",   "started_at", "ended_at",
+        "duration_ms", "location",      "name",           "size",    "raw_size",   "checksum",
+        "encrypted",   "compression",   "retention_days", "schemas", "start_lsn",  "end_lsn",
+        "timeline",    "consistent_at", "parent",         "gtid",    "verify",     NULL};
+    char v[4096], extra[64];
+    const char *k;
+    json_t *x;
+    for (size_t i = 0; order[i] != NULL; i++) {
+        x = json_object_get(r, order[i]);
+        if (x == NULL)
+            continue;
+        value_text(v, sizeof(v), x);
+        if (strcmp(order[i], "schemas") == 0 && json_array_size(x) == 0)
+            snprintf(v, sizeof(v), "(all)");
+        if ((strcmp(order[i], "size") == 0 || strcmp(order[i], "raw_size") == 0) &&
+            json_is_integer(x)) {
+            size_text(extra, sizeof(extra), x);
+            snprintf(v + strlen(v), sizeof(v) - strlen(v), " (%s)", extra);
+        } else if (strcmp(order[i], "duration_ms") == 0 && json_is_integer(x)) {
+            duration_text(extra, sizeof(extra), x);
+            snprintf(v + strlen(v), sizeof(v) - strlen(v), " (%s)", extra);
+        }
+        fprintf(out, "%-15s ", order[i]);
+        put_safe(out, v);
+        fputc('\n', out);
+    }
+    json_object_foreach((json_t *)r, k, x)
+    {
+        bool known = false;
+        for (size_t i = 0; order[i] != NULL && !known; i++)
+            known = strcmp(k, order[i]) == 0;
+        if (known)
+            continue;
+        value_text(v, sizeof(v), x);
+        put_safe(out, k);
+        fprintf(out, "%*s ", strlen(k) < 15 ? (int)(15 - strlen(k)) : 0, "");
+        put_safe(out, v);
+        fputc('\n', out);
+    }
+}
+
+static void print_logs(FILE *out, const json_t *logs)
+{
+    size_t i, n = json_array_size(logs);
+    json_t *l;
+    if (n == 0) {
+        fputs("\nlog: no lines yet (the agent sends them with its records)\n", out);
+        return;
+    }
+    fprintf(out, "\nlog (%zu line%s):\n", n, n == 1 ? "" : "s");
+    json_array_foreach(logs, i, l)
+    {
+        const char *at = str_or(l, "at", "");
+        char when[40];
+        /* "2026-11-21T08:05:01.123Z" -> "2026-11-21 08:05:01.123Z" */
+        if (strlen(at) >= 20 && strlen(at) < sizeof(when))
+            snprintf(when, sizeof(when), "%.10s %s", at, at + 11);
+        else
+            snprintf(when, sizeof(when), "%s", at);
+        put_safe(out, when);
+        fprintf(out, "  %-5s  ", str_or(l, "level", "?"));
+        put_safe(out, str_or(l, "line", ""));
+        fputc('\n', out);
+    }
+}
+
+static int do_show(const struct options *o)
+{
+    char url[2048];
+    json_t *j = NULL;
+    snprintf(url, sizeof(url), "%s/api/v1/backups/%s", o->server, o->arg);
+    int rc = request("GET", url, BACKUPS_LIST_TIMEOUT_MS, &j);
+    if (rc != EXIT_OK)
+        return rc;
+    const json_t *r = json_object_get(j, "record");
+    const json_t *logs = json_object_get(j, "logs");
+    if (!json_is_object(r) || !json_is_array(logs)) {
+        fprintf(stderr, "error: %s: the answer has no \"record\" object and \"logs\" array\n", url);
+        json_decref(j);
+        return EXIT_USAGE;
+    }
+    if (o->json) {
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+    } else {
+        print_record(stdout, r);
+        print_logs(stdout, logs);
+    }
+    json_decref(j);
+    return EXIT_OK;
+}
+
 static int do_verify(const struct options *o)
 {
     char url[2048];
@@ -329,7 +486,7 @@ int cmd_backups(int argc, char **argv)
         }
     }
     if (o.verb == NULL)
-        return usage_error("%s", "say what to do: list or verify");
+        return usage_error("%s", "say what to do: list, show or verify");
     if (o.server == NULL)
         o.server = getenv("REEVE_URL") != NULL && getenv("REEVE_URL")[0] != '\0'
                        ? getenv("REEVE_URL")
@@ -346,6 +503,13 @@ int cmd_backups(int argc, char **argv)
             return usage_error("'%s' is not NAMESPACE/NAME, e.g. payments/billing", o.arg);
         return do_list(&o);
     }
+    if (strcmp(o.verb, "show") == 0) {
+        if (o.arg == NULL)
+            return usage_error("%s", "show needs a backup id; 'reeve backups list' shows them");
+        if (!id_ok(o.arg))
+            return usage_error("'%s' is not a backup id (letters, digits, '.', '_', '-')", o.arg);
+        return do_show(&o);
+    }
     if (strcmp(o.verb, "verify") == 0) {
         if (o.arg == NULL)
             return usage_error("%s", "verify needs a backup id; 'reeve backups list' shows them");
@@ -353,5 +517,5 @@ int cmd_backups(int argc, char **argv)
             return usage_error("'%s' is not a backup id (letters, digits, '.', '_', '-')", o.arg);
         return do_verify(&o);
     }
-    return usage_error("unknown command '%s'; use list or verify", o.verb);
+    return usage_error("unknown command '%s'; use list, show or verify", o.verb);
 }

@@ -126,27 +126,25 @@ static void param_norm(char *out, size_t cap, const char *name)
     out[i] = '\0';
 }
 
-/* The parameter catalog for engine's version, else the engine's one
- * catalog (when a parameter takes effect rarely changes between majors). */
+/* PostgreSQL's catalog for version, else its one catalog (when a parameter
+ * takes effect rarely changes between majors). */
 static const struct param_catalog *nearest_catalog(const char *engine, const char *version)
 {
     const struct param_catalog *cat = version != NULL ? params_catalog(engine, version) : NULL;
-    if (cat == NULL)
-        cat = params_catalog(engine, strcmp(engine, "mariadb") == 0 ? "10.11" : "15");
-    return cat;
+    return cat != NULL ? cat : params_catalog(engine, "15");
 }
 
 bool plan_param_needs_restart(const char *engine, const char *version, const char *name)
 {
     char norm[160];
+    if (strcmp(engine, "postgresql") != 0) /* unknown names: a restart applies anything */
+        return params_needs_restart(engine, version, name);
     const struct param_catalog *cat = nearest_catalog(engine, version);
     const struct param_def *def = cat != NULL ? params_lookup(cat, name) : NULL;
     if (def != NULL)
         return def->apply == PARAM_RESTART;
     /* Not in the catalog (an extension's parameter): PostgreSQL's own
      * table; the server's pending_restart report catches the rest. */
-    if (strcmp(engine, "postgresql") != 0)
-        return false;
     param_norm(norm, sizeof(norm), name);
     for (size_t i = 0; pg_restart_params[i]; i++) {
         if (strcmp(norm, pg_restart_params[i]) == 0)

@@ -138,10 +138,11 @@ const char *plan_change_name(enum plan_change c);
  * version needs a server restart: the engine's parameter catalog
  * (specs-schema/params.h, made from the real servers; the engine's nearest
  * catalog for another version). Names compare case-insensitively, '-' as
- * '_'. A PostgreSQL name the catalog lacks (an extension's) is looked up in
- * a table of restart-only names, else, like any other unknown name, taken
- * as reloadable; an agent that reports pendingRestart for one still gets
- * its restart on the next plan. */
+ * '_'. A MariaDB name the catalog lacks needs a restart (as
+ * params_needs_restart says). A PostgreSQL name it lacks (an extension's)
+ * is looked up in a table of restart-only names, else taken as reloadable;
+ * an agent that reports pendingRestart for one still gets its restart on
+ * the next plan. */
 bool plan_param_needs_restart(const char *engine, const char *version, const char *name);
 
 /* SHA-256 (hex) of a cluster's backup policy (backup section and PITR) in a

@@ -40,6 +40,7 @@ struct rcluster {
     int64_t max_lag_on_failover_bytes;
     int synchronous;
     char backup_digest[65]; /* plan_backup_digest of the spec */
+    bool deletion_protection;
     json_t *user_names;     /* the spec's user names, sorted */
     json_t *parameters; /* object of strings */
     bool backup;
@@ -77,7 +78,11 @@ struct runners {
     /* What configure_backup and configure_users made true, per cluster
      * key: {"backupDigest", "users"}, under mu. It is the observed state of
      * those settings; in memory only, so after a restart the first plan
-     * configures them once more, which is idempotent. */
+     * configures them once more, which is idempotent. A provisioned
+     * cluster also keeps "deletionProtection" of the spec it was created
+     * for, so that deleting a cluster whose first apply failed is decided
+     * by that spec (the planner prefers the last applied spec when there is
+     * one; after a restart it is unknown again, and deletion is blocked). */
     json_t *configured;
 };
 
@@ -247,6 +252,7 @@ static int rcluster_from_spec(struct rcluster *c, const struct spec_cluster *s)
     c->max_lag_on_failover_bytes = s->replication.max_lag_on_failover_bytes;
     c->synchronous = s->replication.synchronous;
     plan_backup_digest(c->backup_digest, s);
+    c->deletion_protection = s->deletion_protection;
     c->user_names = json_array();
     for (size_t i = 0; c->user_names != NULL && i < s->nusers; i++)
         json_array_append_new(c->user_names, json_string(s->users[i].name));
@@ -942,7 +948,8 @@ static int users_expected(char **out_output, char digest[CRYPTO_SHA256_HEX_SIZE]
     int rc = backups_users_digest(digest, nusers, r->o.backups, a->cluster, err);
     if (rc != 0)
         return rc; /* RV_EINVAL: a reference that does not open, said plainly */
-    return 0;   /* both engines: the primary's agent applies them (agent/users.h) */
+    /* both engines: the primary's agent applies them (agent/users.h) */
+    return 0;
 }
 
 static int run_configure_users(char **out_output, struct runners *r, const struct journal_action *a,
@@ -1245,6 +1252,7 @@ struct ops_node {
     bool found, fresh, healthy;
     enum obs_role role;
     int64_t lag, last_report;
+    int64_t lag_trx; /* MariaDB: transactions behind; -1: not reported */
 };
 
 static void ops_node_get(struct ops_node *v, struct runners *r, const char *cluster,
@@ -1260,8 +1268,13 @@ static void ops_node_get(struct ops_node *v, struct runners *r, const char *clus
         const struct rnode *n = &r->nodes[i];
         if (!node_is(n, ns, name, node))
             continue;
-        *v = (struct ops_node){true,    node_fresh(n, now), n->healthy,
-                               n->role, n->lag_bytes,       n->last_report};
+        *v = (struct ops_node){.found = true,
+                               .fresh = node_fresh(n, now),
+                               .healthy = n->healthy,
+                               .role = n->role,
+                               .lag = n->lag_bytes,
+                               .last_report = n->last_report,
+                               .lag_trx = n->lag_transactions};
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -1318,6 +1331,9 @@ static bool ops_caught_up(struct runners *r, const char *cluster, const char *no
     else if (v.role == OBS_ROLE_REPLICA && v.lag > lim)
         snprintf(why, cap, "replica '%s' is %" PRId64 " bytes behind (at most %" PRId64 ")", node,
                  v.lag, lim);
+    else if (v.role == OBS_ROLE_REPLICA && v.lag_trx > RV_AGENT_FAILOVER_LAG_TRX_DEFAULT)
+        snprintf(why, cap, "replica '%s' is %" PRId64 " transactions behind (at most %d)", node,
+                 v.lag_trx, RV_AGENT_FAILOVER_LAG_TRX_DEFAULT);
     else
         return true;
     return false;
@@ -1730,10 +1746,8 @@ static int run_resize(char **out_output, struct runners *r, const struct journal
         json_decref(o);
     } else if (rc == 0) {
         snprintf(sb, sizeof(sb), "%" PRId64 "%s", mdb ? mem / 2 : mem / 4, mdb ? "M" : "MB");
-        params = !sb_set && mem >= 4 ? json_pack("{s:s}", mdb ? "innodb_buffer_pool_size"
-                                                                 : "shared_buffers",
-                                                 sb)
-                                     : NULL;
+        const char *pname = mdb ? "innodb_buffer_pool_size" : "shared_buffers";
+        params = !sb_set && mem >= 4 ? json_pack("{s:s}", pname, sb) : NULL;
         rc = ops_restart(out_output, r, a, key, params, deadline, err);
     }
     json_decref(call);
@@ -1744,13 +1758,14 @@ static int run_resize(char **out_output, struct runners *r, const struct journal
     return rc;
 }
 
-/* configure_backup or configure_users of a succeeded: remember what it made
- * true (see struct runners.configured); returns rc. */
+/* configure_backup, configure_users or provision_instance of a succeeded:
+ * remember what it made true (see struct runners.configured); returns rc. */
 static int noted(struct runners *r, const struct journal_action *a, int rc)
 {
     if (rc != 0)
         return rc;
     bool users = strcmp(a->kind, "configure_users") == 0;
+    bool provision = strcmp(a->kind, "provision_instance") == 0;
     pthread_mutex_lock(&r->mu);
     const struct rcluster *c = cluster_find(r, a->cluster);
     if (c != NULL && r->configured == NULL)
@@ -1762,7 +1777,9 @@ static int noted(struct runners *r, const struct journal_action *a, int rc)
             f = NULL;
     }
     if (f != NULL) {
-        if (users)
+        if (provision)
+            json_object_set_new(f, "deletionProtection", json_boolean(c->deletion_protection));
+        else if (users)
             json_object_set_new(f, "users", json_deep_copy(c->user_names));
         else
             json_object_set_new(f, "backupDigest", json_string(c->backup_digest));
@@ -1777,7 +1794,7 @@ static int dispatch_run(char **out_output, const struct journal_action *a, const
     struct runners *r = ud;
     const char *k = a->kind;
     if (strcmp(k, "provision_instance") == 0)
-        return run_provision(out_output, r, a, key, deadline, err);
+        return noted(r, a, run_provision(out_output, r, a, key, deadline, err));
     if (strcmp(k, "bootstrap_primary") == 0)
         return run_wait(out_output, r, a, COND_PRIMARY, deadline, err);
     if (strcmp(k, "add_replica") == 0)
@@ -1864,6 +1881,7 @@ static json_t *instance_obs_json(const char *provider, json_t *inst)
 }
 
 /* The listed instance of cluster/node ("ns/name", node), or NULL. */
+/* The listed instance of node of cluster; node NULL: any of cluster's. */
 static json_t *instance_of(json_t *listed, const char *cluster, const char *node)
 {
     size_t i;
@@ -1873,7 +1891,8 @@ static json_t *instance_of(json_t *listed, const char *cluster, const char *node
         json_t *labels = json_object_get(inst, "labels");
         const char *c = json_string_value(json_object_get(labels, LABEL_CLUSTER));
         const char *n = json_string_value(json_object_get(labels, LABEL_NODE));
-        if (c != NULL && n != NULL && strcmp(c, cluster) == 0 && strcmp(n, node) == 0)
+        if (c != NULL && n != NULL && strcmp(c, cluster) == 0 &&
+            (node == NULL || strcmp(n, node) == 0))
             return inst;
     }
     return NULL;
@@ -2027,18 +2046,27 @@ int runners_observe(struct observed *obs, struct runners *r, struct rv_error *er
             break;
         }
     }
-    /* Cluster-level facts: what configure_backup and configure_users made
-     * true for clusters still desired. */
+    /* Cluster-level facts: what configure_backup, configure_users and
+     * provisioning made true, also for clusters no longer desired. A
+     * cluster neither desired nor holding an instance is gone: forget it,
+     * so that a new cluster of the same name starts from nothing. */
     json_t *cfacts = json_object_get(root, "clusters");
-    for (size_t i = 0; i < r->nclusters && rc == 0 && r->configured != NULL; i++) {
-        json_t *f = json_object_get(r->configured, r->clusters[i].key);
-        if (f == NULL)
+    const char *ckey;
+    json_t *f;
+    void *tmp;
+    json_object_foreach_safe(r->configured, tmp, ckey, f)
+    {
+        if (cluster_find(r, ckey) == NULL && instance_of(listed, ckey, NULL) == NULL) {
+            json_object_del(r->configured, ckey);
             continue;
+        }
         json_t *o = json_deep_copy(f);
-        if (o == NULL || json_object_set_new(o, "cluster", json_string(r->clusters[i].key)) != 0 ||
+        if (o == NULL || json_object_set_new(o, "cluster", json_string(ckey)) != 0 ||
             json_array_append(cfacts, o) != 0)
             rc = RV_ENOMEM;
         json_decref(o);
+        if (rc != 0)
+            break;
     }
     pthread_mutex_unlock(&r->mu);
     json_decref(applied);

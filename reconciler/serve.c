@@ -791,7 +791,7 @@ static void on_status(struct httpd_req *req, void *payload)
 
 /* --- backups: the agent routes' hooks and /api/v1/backups --- */
 
-enum bjob_kind { BJOB_CONFIG, BJOB_RECORDS, BJOB_LIST, BJOB_VERIFY };
+enum bjob_kind { BJOB_CONFIG, BJOB_RECORDS, BJOB_LIST, BJOB_VERIFY, BJOB_SHOW };
 
 /* One backup request worked on in the thread pool. */
 struct bjob {
@@ -844,7 +844,7 @@ static void bjob_work(uv_work_t *w)
     struct backups *b = j->s->backups;
     struct rv_error err = {0};
     json_t *out = NULL;
-    size_t n = 0;
+    size_t n = 0, nlogs = 0;
     bool decoded = false;
     int rc = 0;
     switch (j->kind) {
@@ -853,9 +853,13 @@ static void bjob_work(uv_work_t *w)
         rc = backups_agent_config(&j->text, b, j->cluster, serve_primary, j->s, &err);
         break;
     case BJOB_RECORDS:
-        rc = backups_ingest(&n, b, j->cluster, j->body, &err);
+        rc = backups_ingest_logs(&n, &nlogs, b, j->cluster, j->body, &err);
         if (rc == 0)
-            out = json_pack("{s:I}", "accepted", (json_int_t)n);
+            out = json_pack("{s:I,s:I}", "accepted", (json_int_t)n, "logs_accepted",
+                            (json_int_t)nlogs);
+        break;
+    case BJOB_SHOW:
+        rc = backups_show(&out, b, j->id, &err);
         break;
     case BJOB_LIST:
         rc = backups_list(&out, b, j->cluster[0] ? j->cluster : NULL, &err);
@@ -874,15 +878,16 @@ static void bjob_work(uv_work_t *w)
     }
     if (rc != 0) {
         static const char *const what[] = {"configuration of", "records of", "list of",
-                                           "verification of"};
+                                           "verification of", "record and log of"};
         j->status = status_of(rc);
         j->text = error_text(err.msg);
-        /* an agent asking before its cluster was applied is routine */
-        if (j->kind != BJOB_CONFIG || rc != RV_ENOTFOUND)
+        /* an agent asking before its cluster was applied is routine, and
+         * so is asking for an unknown id */
+        if ((j->kind != BJOB_CONFIG && j->kind != BJOB_SHOW) || rc != RV_ENOTFOUND)
             log_warn(LOG_C, "backups: %s %s: %s", what[j->kind],
-                     j->kind == BJOB_VERIFY ? j->id
-                     : j->cluster[0]        ? j->cluster
-                                            : "all clusters",
+                     j->id[0]        ? j->id
+                     : j->cluster[0] ? j->cluster
+                                     : "all clusters",
                      err.msg);
         return;
     }
@@ -1015,14 +1020,39 @@ static int query_cluster(char *out, size_t cap, const char *query)
     return 0;
 }
 
+/* "/api/v1/backups/<id>": the id (letters, digits, '.', '_', '-'), or
+ * false. */
+static bool backup_id_path(char id[RV_BACKUPS_ID_MAX + 1], const char *path)
+{
+    static const char prefix[] = "/api/v1/backups/";
+    const char *p = path + sizeof(prefix) - 1;
+    size_t n = strlen(path) >= sizeof(prefix) - 1 ? strlen(p) : 0;
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 || n == 0 || n > RV_BACKUPS_ID_MAX ||
+        strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return false;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    return true;
+}
+
 static void on_backups_get(struct httpd_req *req, void *payload)
 {
     struct serve *s = payload;
     char cluster[2 * RV_NAME_MAX + 2] = "";
+    char id[RV_BACKUPS_ID_MAX + 1];
+    if (backup_id_path(id, req->path)) {
+        struct bjob *j = bjob_new(s, req, BJOB_SHOW);
+        if (j == NULL)
+            return;
+        snprintf(j->id, sizeof(j->id), "%s", id);
+        bjob_start(j);
+        return;
+    }
     if (strcmp(req->path, "/api/v1/backups") != 0) {
         httpd_respond_text(req, 404,
                            "no such API route; backups are listed at GET /api/v1/backups"
-                           "[?cluster=NAMESPACE/NAME] and verified at POST "
+                           "[?cluster=NAMESPACE/NAME], shown with their log at GET "
+                           "/api/v1/backups/<id> and verified at POST "
                            "/api/v1/backups/<id>/verify");
         return;
     }

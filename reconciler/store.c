@@ -149,6 +149,8 @@ const struct db_migration store_migrations[] = {
     {"plan pages", store_schema_v2},
     {"action journal", journal_schema_sql}, /* reconciler/journal.c */
     {"backups", backups_schema_sql},        /* reconciler/backups.c */
+    /* the agents' backup log lines (reconciler/backups.c) */
+    {"backup logs", backups_logs_sql},
 };
 const size_t store_migrations_len = sizeof(store_migrations) / sizeof(store_migrations[0]);
 

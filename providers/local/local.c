@@ -1455,16 +1455,18 @@ int local_upgrade(json_t **out, struct local *l, const json_t *params, const cha
         wait = 1000;
     log_info(COMP, "instance '%s': %s %s -> %s ('%s')", id, engine, was, version,
              json_string_value(bin));
+    struct local tmp;
+    const struct local *lu = run_user(l, r, &tmp); /* MariaDB runs as its own user */
     if ((rc = stop_instance(l, r, wait, err)) != 0 ||
-        (rc = agent_json_bin_dir(l, dir, json_string_value(bin), err)) != 0)
+        (rc = agent_json_bin_dir(lu, dir, json_string_value(bin), err)) != 0)
+        return rc;
+    /* The new version is recorded once its agent runs: a failed start is
+     * retried as the upgrade it still is. */
+    pid_t pid = 0;
+    if ((rc = spawn_agent(&pid, lu, dir, err)) != 0)
         return rc;
     json_object_set_new(r, "version", json_string(version));
     json_object_set(r, "bin_dir", bin);
-    if ((rc = state_save(l, err)) != 0)
-        return rc;
-    pid_t pid = 0;
-    if ((rc = spawn_agent(&pid, l, dir, err)) != 0)
-        return rc;
     json_object_set_new(r, "pid", json_integer(pid));
     char p[RV_LOCAL_PATH_MAX + 16], pidtext[32];
     snprintf(p, sizeof p, "%s/agent.pid", dir);

@@ -92,6 +92,11 @@ static void on_backups(struct httpd_req *req, const struct agentapi_agent *who, 
             json_array_append(r->records, rec);
         n++;
     }
+    json_t *logs = json_object_get(body, "logs");
+    if (json_array_size(logs) > 0) {
+        json_array_extend(r->logs, logs);
+        r->log_posts++;
+    }
     json_t *wal = json_object_get(body, "wal");
     if (json_is_object(wal)) {
         json_decref(r->wal);
@@ -125,6 +130,16 @@ json_t *recon_posted(struct recon *r, json_t **wal)
     return out;
 }
 
+json_t *recon_posted_logs(struct recon *r, size_t *posts)
+{
+    pthread_mutex_lock(&r->mu);
+    json_t *out = json_deep_copy(r->logs);
+    if (posts != NULL)
+        *posts = r->log_posts;
+    pthread_mutex_unlock(&r->mu);
+    return out;
+}
+
 size_t recon_config_fetches(struct recon *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -141,7 +156,8 @@ int recon_start(struct recon *r, char tok[][AGENTAPI_TOKEN_HEX_SIZE], const char
         return rv_error_set(err, RV_ENOMEM, false, "pthread_mutex_init failed");
     r->mu_inited = true;
     r->records = json_array();
-    if (r->records == NULL)
+    r->logs = json_array();
+    if (r->records == NULL || r->logs == NULL)
         return rv_error_set(err, RV_ENOMEM, false, "out of memory");
     int rc = uv_loop_init(&r->loop);
     if (rc != 0)
@@ -174,7 +190,8 @@ static void backups_release(struct recon *r)
     r->config_json = NULL;
     json_decref(r->records);
     json_decref(r->wal);
-    r->records = r->wal = NULL;
+    json_decref(r->logs);
+    r->records = r->wal = r->logs = NULL;
     pthread_mutex_destroy(&r->mu);
     r->mu_inited = false;
 }

@@ -9,7 +9,8 @@
  * Backups: GET /v1/agents/config answers, to every agent, the JSON given to
  * recon_set_config (404 until then); POST /v1/agents/backups is validated
  * by the agent API as in reeve serve, and its records are kept (by
- * backup_id, the last one sent wins) for recon_posted. */
+ * backup_id, the last one sent wins) for recon_posted, its log lines (in
+ * arrival order, every one sent) for recon_posted_logs. */
 #ifndef REEVE_TEST_RECON_H
 #define REEVE_TEST_RECON_H
 
@@ -45,6 +46,8 @@ struct recon {
     json_t *wal;           /* the last "wal" posted, or NULL */
     size_t config_fetches; /* GET /v1/agents/config answered 200 */
     size_t posts;          /* POST /v1/agents/backups accepted */
+    json_t *logs;          /* posted log lines, in arrival order */
+    size_t log_posts;      /* accepted POSTs that carried log lines */
 };
 
 /* Open the DCS, httpd and agent API, and issue one registration token per
@@ -58,6 +61,10 @@ int recon_set_config(struct recon *r, const char *json);
  * memory; *wal (may be NULL) a copy of the last "wal" object or NULL. Any
  * thread. */
 json_t *recon_posted(struct recon *r, json_t **wal);
+/* A copy of every posted log line ({"backup_id","at","level","line"}, in
+ * arrival order; json_decref it), NULL on out of memory; *posts (may be
+ * NULL) the accepted POSTs that carried lines. Any thread. */
+json_t *recon_posted_logs(struct recon *r, size_t *posts);
 /* Times the configuration was fetched (200). Any thread. */
 size_t recon_config_fetches(struct recon *r);
 

@@ -452,6 +452,16 @@ static void test_backup_db(void **state)
     free(old);
     assert_int_equal(backup_db_prune(b, "2025-01-01T00:00:00.000Z", &removed, &err), 0);
     assert_int_equal(removed, 0);
+    /* ... and only once its log lines were sent too. */
+    assert_int_equal(backup_db_prune(b, "2027-01-01T00:00:00.000Z", &removed, &err), 0);
+    assert_int_equal(removed, 0);
+    json_t *lines = NULL, *line_ids = NULL, *none = json_array();
+    assert_int_equal(backup_db_logs_unsynced(&lines, &line_ids, b, none, 10, &err), 0);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_int_equal(backup_db_logs_synced(b, line_ids, &err), 0);
+    json_decref(lines);
+    json_decref(line_ids);
+    json_decref(none);
     assert_int_equal(backup_db_prune(b, "2027-01-01T00:00:00.000Z", &removed, &err), 0);
     assert_int_equal(removed, 1);
     assert_int_equal(backup_db_record_put(b, rec, &err), 0);

@@ -6,6 +6,9 @@
 # PER_CLUSTER set; REEVE_YAML_EXTRA is appended to reeve.yaml.
 # Everything started is stopped on exit, agents and servers included (found
 # by the temporary directory in their command lines).
+# It also holds the helpers several scenarios share: committing, waiting for
+# a primary, finding a node's files, stopping mariadbd, and the checks of a
+# rolling change (t0620, t0630: set ROLL_CLUSTER).
 need_cmd git curl jq python3 runuser psql ss
 REEVE=${REEVE_BIN:-$REEVE_BUILD_DIR/reeve}
 PROVIDER=$REEVE_BUILD_DIR/reeve-provider-local
@@ -189,4 +192,105 @@ psql_on() { # NODE SQL: run SQL as postgres on NODE's socket; prints the rows
     [ -n "$sock" ] || { echo "no socket dir for $1"; return 1; }
     timeout 10 runuser -u postgres -- psql -X -At -h "$sock" -p 5432 -U postgres -d postgres -c "$2" 2>&1
 }
+mdb_on() { # NODE SQL: run SQL as root over a MariaDB node's socket; prints the rows
+    local sock
+    sock=$(socket_of "$1")
+    [ -n "$sock" ] || { echo "no socket dir for $1"; return 1; }
+    timeout 10 mariadb --no-defaults -N -B -S "$sock/mariadbd.sock" -u root -e "$2" 2>&1
+}
 
+stop_mariadb() { # mariadbd processes of this run (their files are under $T_TMP); for at_exit
+    local pids
+    pids=$(pids_under mariadbd)
+    # shellcheck disable=SC2086
+    if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null; wait_gone 20 $pids || kill -KILL $pids 2>/dev/null; fi
+    return 0
+}
+commit_push() { # MESSAGE: commit and push the work tree; prints the commit
+    git -C "$W" add -A
+    git -C "$W" commit -q -m "$1"
+    git -C "$W" push -q origin main
+    git -C "$W" rev-parse HEAD
+}
+primary_of() { # CLUSTER: the name of its healthy primary in namespace demo, or ""
+    status_json | jq -r --arg c "$1" '[.clusters[]? | select(.namespace == "demo" and .name == $c) |
+        .nodes[]? | select(.healthy and .role == "primary") | .name] | first // ""'
+}
+wait_primary() { # CLUSTER: bounded wait for a healthy primary; prints its name
+    local p="" i
+    for ((i = 0; i < 60; i++)); do
+        p=$(primary_of "$1")
+        [ -n "$p" ] && break
+        sleep 1
+    done
+    echo "$p"
+}
+agent_conf_of() { # NODE: the node's agent configuration file
+    local f
+    for f in "$ROOT"/instances/*/agent.json; do
+        [ -f "$f" ] || continue
+        [ "$(jq -r '.node // ""' "$f")" = "$1" ] && { echo "$f"; return 0; }
+    done
+}
+
+# keep_logs DIR: copy reeve's and the agents' logs (and agent.json) there;
+# for at_exit when debugging (T0620_KEEP, T0630_KEEP)
+keep_logs() {
+    local f n
+    mkdir -p "$1"
+    cp "$T_TMP/reeve.log" "$T_TMP"/writer.* "$1/" 2>/dev/null
+    for f in "$ROOT"/instances/*/agent.log; do
+        n=$(jq -r .node "$(dirname "$f")/agent.json")
+        cp "$f" "$1/$n.log" 2>/dev/null
+        cp "$(dirname "$f")/agent.json" "$1/$n.json" 2>/dev/null
+    done
+    return 0
+}
+
+# --- rolling changes of demo/$ROLL_CLUSTER (t0620, t0630) --------------------
+primary_now() { local p; p=$(primary_of "$ROLL_CLUSTER"); echo "${p:--}"; } # "-" when none
+wait_shape3() { # WHAT: 3 nodes, 1 healthy primary, 2 streaming replicas (bounded)
+    local got i
+    for ((i = 0; i < 60; i++)); do
+        got=$(status_json | jq -r --arg c "$ROLL_CLUSTER" '[.clusters[]? | select(.name == $c)] | first // {} |
+            "\(.nodes // [] | length) \([.nodes[]? | select(.healthy and .role == "primary")] | length) \([.nodes[]? | select(.healthy and .role == "replica" and .streaming)] | length)"')
+        [ "$got" = "3 1 2" ] && break
+        sleep 1
+    done
+    assert_eq "3 1 2" "$got" "$1: nodes, healthy primaries, streaming replicas"
+}
+# The ops events of the agents and reeve, in time order: "ts who what"
+events_since() { # TIMESTAMP (ISO, from `date -u +%FT%T.%3NZ`)
+    {
+        for f in "$ROOT"/instances/*/agent.log; do
+            grep -h " ops: \| starting (ttl" "$f" 2>/dev/null || true
+        done
+        grep -h "runners: .*\(restarted, healthy\|switchover done\|upgraded to\)" "$T_TMP/reeve.log" || true
+    } | awk -v since="$1" '$1 >= since' | sort
+}
+# order_of EVENTS: one word per event, e.g. "R:shop-1 S:shop-0 P:shop-2"
+order_of() {
+    sed -n "s/.*restart [0-9a-f-]* of '\([^']*\)' done.*/R:\1/p;
+            s/.*node '\([^']*\)' restarted, healthy and caught up.*/C:\1/p;
+            s/.*node '\([^']*\)' upgraded to .*, healthy and caught up.*/C:\1/p;
+            s/.*node '\([^']*\)' of 'demo\/$ROLL_CLUSTER' starting.*/U:\1/p;
+            s/.*switchover [0-9a-f]* to '\([^']*\)': stopping writes.*/S:\1/p;
+            s/.*switchover done: '\([^']*\)' is the primary.*/D:\1/p" <<<"$1" | tr '\n' ' ' | sed 's/ $//'
+}
+# check_roll EVENTS OLD_PRIMARY EVENT_KIND WHAT: replicas one at a time (each
+# caught up before the next), the switchover, then the old primary
+check_roll() {
+    local order=$1 p0=$2 k=$3 what=$4 r1 r2 new want got
+    r1=$(tr ' ' '\n' <<<"$order" | sed -n "s/^$k://p" | grep -vx "$p0" | sed -n 1p)
+    r2=$(tr ' ' '\n' <<<"$order" | sed -n "s/^$k://p" | grep -vx "$p0" | sed -n 2p)
+    new=$(tr ' ' '\n' <<<"$order" | sed -n 's/^S://p' | sed -n 1p)
+    want="$k:$r1 C:$r1 $k:$r2 C:$r2 S:$new D:$new $k:$p0 C:$p0"
+    # keep one event of each kind per node, in first-seen order
+    got=$(tr ' ' '\n' <<<"$order" | awk 'NF && !seen[$0]++' | tr '\n' ' ' | sed 's/ $//')
+    assert_eq "$want" "$got" "$what: replicas one at a time, each caught up, then the switchover, then the old primary"
+    if [ -n "$r1" ] && [ -n "$r2" ] && [ "$r1" != "$r2" ] && [ "$new" != "$p0" ]; then
+        ok "$what: replicas $r1 then $r2, switchover from $p0 to $new, $p0 last"
+    else
+        fail "$what: unexpected roll: '$order'"
+    fi
+}

@@ -340,8 +340,16 @@ EOF
     local c4
     c4=$(git -C "$W" rev-parse HEAD)
     git -C "$W" push -q origin "+HEAD:$(pr_ref 2)"
-    local before_fetch after_fetch n_before n_after acc_before acc_after rej_before mal_before
+    local before_fetch after_fetch n_before n_after acc_before acc_after rej_before mal_before i
+    # Quiet means the counters have stopped moving: on a loaded machine a
+    # pass scheduled by the fix's webhook may still be running.
     before_fetch=$(fetch_metrics)
+    for ((i = 0; i < 10; i++)); do
+        sleep 1.5
+        after_fetch=$(fetch_metrics)
+        [ "$after_fetch" = "$before_fetch" ] && break
+        before_fetch=$after_fetch
+    done
     n_before=$(python3 "$FAKEQ" "$F_URL" list | wc -l | tr -d ' ')
     acc_before=$(metric reeve_webhooks_total 'result="accepted"')
     rej_before=$(metric reeve_webhooks_total 'result="rejected"')

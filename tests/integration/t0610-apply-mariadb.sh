@@ -33,14 +33,6 @@ BUDGET=${T0610_BUDGET:-300}
 REEVE_YAML_EXTRA=""
 . "$(dirname "$0")/apply.sh"
 
-# mariadbd processes of this run (their --defaults-file is under $T_TMP)
-stop_mariadb() {
-    local pids
-    pids=$(pids_under mariadbd)
-    # shellcheck disable=SC2086
-    if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null; wait_gone 20 $pids || kill -KILL $pids 2>/dev/null; fi
-    return 0
-}
 at_exit stop_mariadb
 
 kv_summary() {
@@ -85,12 +77,6 @@ EOF
     git -C "$W" commit -q -m "$2"
     git -C "$W" push -q origin main
     git -C "$W" rev-parse HEAD
-}
-mdb_on() { # NODE SQL: run SQL as root over the node's socket; prints the rows
-    local sock
-    sock=$(socket_of "$1")
-    [ -n "$sock" ] || { echo "no socket dir for $1"; return 1; }
-    timeout 10 mariadb --no-defaults -N -B -S "$sock/mariadbd.sock" -u root -e "$2" 2>&1
 }
 slave_status() { # NODE FIELD...: those fields of SHOW SLAVE STATUS, space-separated
     local sock node=$1 f out=""

@@ -14,7 +14,9 @@
 #      exactly row 1 and the same pgbench data (checksums)
 #   5. demo/early with a pointInTime before the first backup: reeve/apply
 #      failure that says so
-#   6. the backup files hold no clear text of the data, and the backup key
+#   6. demo/src deleted (deletionProtection false): a final backup is taken
+#      first (a succeeded record asked for by reeve), then the instance goes
+#   7. the backup files hold no clear text of the data, and the backup key
 #      is in neither reeve's log nor its state database
 #
 # Needs root and PostgreSQL 15. Bounded: T0700_APPLY seconds per apply
@@ -52,32 +54,6 @@ spec:
 $2
 EOF
 }
-commit() { # MESSAGE: commit and push the work tree; prints the commit
-    git -C "$W" add -A
-    git -C "$W" commit -q -m "$1"
-    git -C "$W" push -q origin main
-    git -C "$W" rev-parse HEAD
-}
-primary_of() { # CLUSTER: the name of its healthy primary, or ""
-    status_json | jq -r --arg c "$1" '[.clusters[]? | select(.namespace == "demo" and .name == $c) |
-        .nodes[]? | select(.healthy and .role == "primary") | .name] | first // ""'
-}
-wait_primary() { # CLUSTER: bounded wait for a healthy primary; prints its name
-    local p="" i
-    for ((i = 0; i < 60; i++)); do
-        p=$(primary_of "$1")
-        [ -n "$p" ] && break
-        sleep 1
-    done
-    echo "$p"
-}
-agent_conf_of() { # NODE: the node's agent configuration file
-    local f
-    for f in "$ROOT"/instances/*/agent.json; do
-        [ -f "$f" ] || continue
-        [ "$(jq -r '.node // ""' "$f")" = "$1" ] && { echo "$f"; return 0; }
-    done
-}
 pgbench_sum() { # NODE: one checksum over the pgbench tables
     psql_on "$1" "SELECT md5(string_agg(x, ';')) FROM (
         SELECT (SELECT md5(string_agg(t::text, ',' ORDER BY aid)) FROM pgbench_accounts t) AS x
@@ -97,7 +73,7 @@ spec src "  backup:
     destination: {local: {path: $BK/src}}
     encryption: {keyRef: k1}
   pitr: {enabled: true}"
-M1=$(commit "demo/src")
+M1=$(commit_push "demo/src")
 wait_apply "$M1" "demo/src" || true
 SRC_P=$(wait_primary src)
 [ -n "$SRC_P" ] || die "demo/src has no healthy primary"
@@ -154,7 +130,7 @@ say "T = $T"
 say "4. demo/dst from demo/src at T"
 spec dst "  bootstrap:
     fromBackup: {cluster: demo/src, pointInTime: \"$T\"}"
-M2=$(commit "demo/dst: demo/src as of $T")
+M2=$(commit_push "demo/dst: demo/src as of $T")
 wait_apply "$M2" "demo/dst restored to T" || true
 DST_P=$(wait_primary dst)
 if [ -n "$DST_P" ]; then
@@ -170,7 +146,7 @@ fi
 say "5. demo/early: a point in time before the first backup"
 spec early "  bootstrap:
     fromBackup: {cluster: demo/src, pointInTime: \"2020-01-01T00:00:00Z\"}"
-M3=$(commit "demo/early: before any backup")
+M3=$(commit_push "demo/early: before any backup")
 js=$(python3 "$FAKEQ" "$F_URL" wait --sha "$M3" --context reeve/apply --timeout "$APPLY" 2>/dev/null || true)
 if [ "$(jq -r .state <<<"$js" 2>/dev/null)" = failure ] &&
     [[ $(jq -r .description <<<"$js") == *"before the first backup"* ]]; then
@@ -179,8 +155,25 @@ else
     fail "demo/early: expected a failure naming the first backup, got: $js"
 fi
 
-# --- 6. secrets and clear text -----------------------------------------------------
-say "6. no clear text in the backups, no key in reeve's files"
+# --- 6. delete the source: final backup first ----------------------------------
+say "6. delete demo/src: a final backup, then the instance goes"
+git -C "$W" rm -q clusters/demo/early.yaml
+M4=$(commit_push "demo/early: drop the failed restore")
+wait_apply "$M4" "demo/early removed" || true
+git -C "$W" rm -q clusters/demo/src.yaml
+M5=$(commit_push "demo/src: delete")
+wait_apply "$M5" "demo/src deleted" || true
+final=$("$REEVE" backups list demo/src --server "$R_URL" --json 2>/dev/null |
+    jq -r '[.backups[]? | select((.schedule // "") | startswith("request:final-")) | .status] | first // ""')
+assert_eq succeeded "$final" "the final backup of demo/src is recorded as succeeded"
+src_dirs=0
+for f in "$ROOT"/instances/*/agent.json; do
+    [ -f "$f" ] && [ "$(jq -r '.cluster // ""' "$f")" = demo/src ] && src_dirs=$((src_dirs + 1))
+done
+assert_eq 0 "$src_dirs" "demo/src's instance is gone"
+
+# --- 7. secrets and clear text -----------------------------------------------------
+say "7. no clear text in the backups, no key in reeve's files"
 if grep -rqa "pgbench_accounts" "$BK/src"; then
     fail "a backup file holds clear text of the database"
 else

@@ -8,15 +8,19 @@
 #      offset). Agent tokens for one node of each are put into dcs.db.
 #   2. GET /v1/agents/config: the source's policy carries the key from
 #      reeve.yaml; the target cannot be restored yet (no backup), and says so.
-#   3. POST /v1/agents/backups: records and the WAL position are accepted;
-#      bad types are 400 with the reason; a record of another cluster is 403;
-#      no token is 401.
+#   3. POST /v1/agents/backups: records, their log lines and the WAL
+#      position are accepted (a line of a backup reeve does not know is not
+#      stored); bad types and levels are 400 with the reason; a record of
+#      another cluster is 403; no token is 401. Log lines never reach
+#      reeve's own log.
 #   4. the target's configuration now names the backup to restore and the
 #      point in time in UTC.
 #   5. `reeve backups list` prints the table (newest first, the failed one
 #      explained); --json and a cluster filter; `reeve backups verify` of a
 #      backup whose object is missing exits 1 and the list shows it failed;
-#      an unknown id exits 2.
+#      an unknown id exits 2. `reeve backups show` prints a record's fields
+#      and its log lines (also those sent after the record), --json too; an
+#      unknown id exits 2.
 #   6. an apply whose spec names S3 credentials reeve.yaml lacks fails with
 #      a reeve/apply status naming the cluster, the field and the name (the
 #      status is seen in the log of a forge-less reeve).
@@ -143,8 +147,31 @@ R1=$(rec 20261120T090000Z-00000001 succeeded 2026-11-20T09:00:00.000Z 2026-11-20
 R2=$(rec 20261120T120000Z-00000002 succeeded 2026-11-20T12:00:00.000Z 2026-11-20T12:12:34.000Z)
 R3=$(rec 20261120T140000Z-00000003 failed 2026-11-20T14:00:00.000Z 2026-11-20T14:00:05.000Z)
 WALJ='{"last_segment":"000000010000000000000010","last_archived_at":"2026-11-20T13:30:00.000Z"}'
-agent "$TOK_OLD" POST /v1/agents/backups "{\"records\":[$R1,$R2,$R3],\"wal\":$WALJ}"
-assert_eq '200 {"accepted":3}' "$CODE $BODY" "three records and the WAL position are accepted"
+line() { # ID AT LEVEL TEXT
+    jq -nc --arg id "$1" --arg at "$2" --arg lv "$3" --arg l "$4" \
+        '{backup_id: $id, at: $at, level: $lv, line: $l}'
+}
+L1=$(line 20261120T140000Z-00000003 2026-11-20T14:00:00.120Z info "started (pg_basebackup, scheduled)")
+L2=$(line 20261120T140000Z-00000003 2026-11-20T14:00:05.000Z error "pg_basebackup: could not connect to server: No such file or directory")
+LX=$(line 20261119T000000Z-0000ffff 2026-11-19T00:00:00.000Z info "a backup reeve never heard of")
+agent "$TOK_OLD" POST /v1/agents/backups "{\"records\":[$R1,$R2,$R3],\"logs\":[$L1,$L2,$LX],\"wal\":$WALJ}"
+assert_eq '200 {"accepted":3,"logs_accepted":2}' "$CODE $BODY" \
+    "three records, the log lines of a known backup and the WAL position are accepted"
+L3=$(line 20261120T140000Z-00000003 2026-11-20T14:00:06.000Z warn "failure notification: exit status 3")
+agent "$TOK_OLD" POST /v1/agents/backups "{\"records\":[],\"logs\":[$L3,$L2]}"
+assert_eq '200 {"accepted":0,"logs_accepted":1}' "$CODE $BODY" \
+    "a later line of a stored record is accepted alone; one sent again is stored once"
+agent "$TOK_OLD" POST /v1/agents/backups "{\"records\":[],\"logs\":[$(jq -c '.level = "notice"' <<<"$L3")]}"
+assert_eq "400 logs[0]: field 'level' must be one of debug, info, warn, error" \
+    "$CODE $(jq -r .error <<<"$BODY")" "a log line with an unknown level is 400 with the reason"
+agent "$TOK_NEW" POST /v1/agents/backups "{\"records\":[],\"logs\":[$(jq -c '.line = "forged"' <<<"$L3")]}"
+assert_eq '200 {"accepted":0,"logs_accepted":0}' "$CODE $BODY" \
+    "an agent of another cluster cannot add lines to this cluster's backup"
+if grep -q "could not connect to server: No such file\|failure notification: exit status 3" "$D/reeve.log"; then
+    fail "a log line appears in reeve's own log"
+else
+    ok "log lines are stored, not logged"
+fi
 agent "$TOK_OLD" POST /v1/agents/backups "{\"records\":[$(jq -c '.size = "big"' <<<"$R1")]}"
 assert_eq "400 records[0]: field 'size' must be a non-negative integer or null" \
     "$CODE $(jq -r .error <<<"$BODY")" "a string size is 400 with the reason"
@@ -184,6 +211,26 @@ assert_eq "failed checksum" "$(jq -r '.backups[1].verify | "\(.status) \(.kind)"
     "the verdict is recorded"
 run "$REEVE" backups verify 20261120T999999Z-nope --server "$R"
 assert_rc 2 "verify of an unknown id"
+run "$REEVE" backups show 20261120T140000Z-00000003 --server "$R"
+assert_rc 0 "reeve backups show"
+assert_eq "status          failed" "$(grep '^status ' <<<"$RUN_OUT")" "show prints the record's fields"
+assert_eq "error           pg_basebackup: could not connect" "$(grep '^error ' <<<"$RUN_OUT")" \
+    "and its error"
+diff_text "log (3 lines):
+2026-11-20 14:00:00.120Z  info   started (pg_basebackup, scheduled)
+2026-11-20 14:00:05.000Z  error  pg_basebackup: could not connect to server: No such file or directory
+2026-11-20 14:00:06.000Z  warn   failure notification: exit status 3" "$(sed -n '/^log /,$p' <<<"$RUN_OUT")" \
+    "show prints the log lines the agent sent, oldest first"
+run "$REEVE" backups show 20261120T140000Z-00000003 --server "$R" --json
+assert_eq "3 failed" "$(jq -r '"\(.logs | length) \(.record.status)"' <<<"$RUN_OUT")" \
+    "show --json gives the record and its lines"
+run "$REEVE" backups show 20261120T120000Z-00000002 --server "$R"
+assert_eq "log: no lines yet (the agent sends them with its records)" "$(tail -n 1 <<<"$RUN_OUT")" \
+    "a backup without lines says so"
+run "$REEVE" backups show 20261120T999999Z-nope --server "$R"
+assert_rc 2 "show of an unknown id"
+assert_eq 1 "$(grep -c "no backup '20261120T999999Z-nope' is known to reeve" <<<"$RUN_ERR")" \
+    "and it says so"
 run "$REEVE" backups list --server http://127.0.0.1:1
 assert_rc 2 "an unreachable server"
 run "$REEVE" backups frobnicate

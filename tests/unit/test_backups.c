@@ -258,6 +258,99 @@ static void test_record_validation(void **state)
     json_decref(body);
 }
 
+/* --- log lines from agents --- */
+
+/* Check {"records":[good_record], "logs":[line with field set to value_json]}. */
+static int check_log_with(int *status, const char *field, const char *value_json, char *msg,
+                          size_t msg_size)
+{
+    json_t *line = json_pack("{s:s,s:s,s:s,s:s}", "backup_id", "20261121T080501Z-3fa9c2d1", "at",
+                             "2026-11-21T08:05:02.123Z", "level", "info", "line",
+                             "started (pg_basebackup, scheduled)");
+    assert_non_null(line);
+    if (field != NULL) {
+        json_t *v = json_loads(value_json, JSON_DECODE_ANY, NULL);
+        assert_non_null(v);
+        json_object_set_new(line, field, v);
+    }
+    json_t *body =
+        json_pack("{s:[o],s:[o]}", "records", json_loads(good_record, 0, NULL), "logs", line);
+    struct rv_error err = {0};
+    int rc = agentapi_backups_check(status, body, "payments/billing", &err);
+    snprintf(msg, msg_size, "%s", err.msg);
+    json_decref(body);
+    return rc;
+}
+
+static void expect_log_refused(const char *field, const char *value, const char *want_msg)
+{
+    int status = 0;
+    char msg[RV_ERROR_MSG_MAX];
+    int rc = check_log_with(&status, field, value, msg, sizeof(msg));
+    if (rc != RV_EINVAL || status != 400 || strcmp(msg, want_msg) != 0)
+        fail_msg("%s=%s: wanted 400 '%s', got rc %d status %d '%s'", field, value, want_msg, rc,
+                 status, msg);
+}
+
+static void test_log_validation(void **state)
+{
+    int status = 0;
+    char msg[RV_ERROR_MSG_MAX];
+    char big[RV_BACKUPS_LOG_LINE_MAX + 8];
+    (void)state;
+    assert_int_equal(check_log_with(&status, NULL, NULL, msg, sizeof(msg)), 0);
+    /* any printable UTF-8, up to the bound */
+    assert_int_equal(
+        check_log_with(&status, "line", "\"r\u00e9sum\u00e9: 45%, 812.3 MiB\"", msg, sizeof(msg)),
+        0);
+    /* "xxx...x": exactly RV_BACKUPS_LOG_LINE_MAX bytes */
+    big[0] = '"';
+    memset(big + 1, 'x', RV_BACKUPS_LOG_LINE_MAX);
+    big[RV_BACKUPS_LOG_LINE_MAX + 1] = '"';
+    big[RV_BACKUPS_LOG_LINE_MAX + 2] = '\0';
+    assert_int_equal(check_log_with(&status, "line", big, msg, sizeof(msg)), 0);
+    for (const char *lv = "debug\0info\0warn\0error\0"; *lv != '\0'; lv += strlen(lv) + 1) {
+        char v[16];
+        snprintf(v, sizeof(v), "\"%s\"", lv);
+        assert_int_equal(check_log_with(&status, "level", v, msg, sizeof(msg)), 0);
+    }
+
+    expect_log_refused("level", "\"notice\"",
+                       "logs[0]: field 'level' must be one of debug, info, warn, error");
+    expect_log_refused("level", "3", "logs[0]: field 'level' must be a string");
+    expect_log_refused("at", "\"now\"",
+                       "logs[0]: field 'at' must be an RFC 3339 time such as "
+                       "2026-11-21T08:05:01.000Z");
+    expect_log_refused("line", "\"two\\nlines\"",
+                       "logs[0]: field 'line' must be at most 1024 printable bytes");
+    expect_log_refused("line", "\"csi \\u009b2J\"",
+                       "logs[0]: field 'line' must not hold control characters");
+    expect_log_refused("line", "null", "logs[0]: field 'line' must be a string");
+    expect_log_refused("backup_id", "\"../x\"",
+                       "logs[0]: backup_id is letters, digits, '.', '_' and '-'");
+    expect_log_refused("node", "\"billing-1\"", "logs[0]: unknown field 'node'");
+    big[RV_BACKUPS_LOG_LINE_MAX + 1] = 'x';
+    big[RV_BACKUPS_LOG_LINE_MAX + 2] = '"';
+    big[RV_BACKUPS_LOG_LINE_MAX + 3] = '\0';
+    expect_log_refused("line", big, "logs[0]: field 'line' must be at most 1024 printable bytes");
+
+    /* the envelope: an array, bounded */
+    struct rv_error err = {0};
+    json_t *body = json_loads("{\"records\":[],\"logs\":{}}", 0, NULL);
+    assert_int_equal(agentapi_backups_check(&status, body, "payments/billing", &err), RV_EINVAL);
+    assert_string_equal(err.msg, "backups: field 'logs' must be an array of at most 1000 lines");
+    json_decref(body);
+    body = json_pack("{s:[],s:[]}", "records", "logs");
+    for (int i = 0; i <= RV_BACKUPS_POST_LOGS_MAX; i++)
+        json_array_append_new(json_object_get(body, "logs"),
+                              json_pack("{s:s,s:s,s:s,s:s}", "backup_id", "b1", "at",
+                                        "2026-11-21T08:05:02Z", "level", "info", "line", "x"));
+    assert_int_equal(agentapi_backups_check(&status, body, "payments/billing", &err), RV_EINVAL);
+    json_array_remove(json_object_get(body, "logs"), 0);
+    assert_int_equal(agentapi_backups_check(&status, body, "payments/billing", &err), 0);
+    json_decref(body);
+}
+
 /* --- times --- */
 
 static void test_time_parse(void **state)
@@ -710,6 +803,134 @@ static void test_requests(void **state)
     assert_int_equal(json_array_size(json_object_get(j, "requests")), 1);
     json_decref(j);
     spec_set_release(&none);
+}
+
+/* A log line as an agent sends it. */
+static json_t *log_line(const char *id, const char *at, const char *level, const char *line)
+{
+    return json_pack("{s:s,s:s,s:s,s:s}", "backup_id", id, "at", at, "level", level, "line", line);
+}
+
+/* Ingest {records, logs} for cluster after the agent API's checks; the
+ * numbers stored. */
+static void ingest_logs(struct fx *f, const char *cluster, json_t *records, json_t *logs,
+                        size_t want_records, size_t want_logs)
+{
+    struct rv_error err = {0};
+    size_t n = 99, nl = 99;
+    int status = 0;
+    json_t *body = json_pack("{s:o,s:o}", "records", records, "logs", logs);
+    if (agentapi_backups_check(&status, body, cluster, &err) != 0)
+        fail_msg("check: %s", err.msg);
+    if (backups_ingest_logs(&n, &nl, f->b, cluster, body, &err) != 0)
+        fail_msg("ingest: %s", err.msg);
+    if (n != want_records || nl != want_logs)
+        fail_msg("wanted %zu records and %zu lines stored, got %zu and %zu", want_records,
+                 want_logs, n, nl);
+    json_decref(body);
+}
+
+static json_t *show(struct fx *f, const char *id)
+{
+    struct rv_error err = {0};
+    json_t *j = NULL;
+    if (backups_show(&j, f->b, id, &err) != 0)
+        fail_msg("show %s: %s", id, err.msg);
+    return j;
+}
+
+static void test_logs_storage(void **state)
+{
+    struct fx *f = *state;
+    struct rv_error err = {0};
+    const char *id = "20261121T100000Z-0000000b";
+    json_t *j = NULL;
+
+    /* a record and its lines in one request; a line of an unknown backup is
+     * not stored */
+    ingest_logs(
+        f, "payments/billing-old",
+        json_pack("[o]", record(id, "running", "2026-11-21T10:00:00.000Z", NULL, "scheduled")),
+        json_pack(
+            "[o,o,o]",
+            log_line(id, "2026-11-21T10:00:00.100Z", "info", "started (pg_basebackup, scheduled)"),
+            log_line("20261121T090000Z-00000000", "2026-11-21T09:00:00.100Z", "info",
+                     "not a known backup"),
+            log_line(id, "2026-11-21T10:00:02.100Z", "info",
+                     "progress: 45%, 812.3 MiB read, 97.1 MiB stored")),
+        1, 2);
+    /* later lines of the stored record come alone; one sent again (an
+     * answer lost) is stored once */
+    ingest_logs(f, "payments/billing-old", json_array(),
+                json_pack("[o,o]",
+                          log_line(id, "2026-11-21T10:00:02.100Z", "info",
+                                   "progress: 45%, 812.3 MiB read, 97.1 MiB stored"),
+                          log_line(id, "2026-11-21T10:05:00.000Z", "error",
+                                   "pg_basebackup: could not connect")),
+                0, 1);
+    /* an agent of another cluster cannot write into this backup's log */
+    ingest_logs(f, "payments/billing", json_array(),
+                json_pack("[o]", log_line(id, "2026-11-21T10:06:00.000Z", "warn", "forged")), 0, 0);
+
+    j = show(f, id);
+    json_t *rec = json_object_get(j, "record");
+    json_t *logs = json_object_get(j, "logs");
+    assert_string_equal(json_string_value(json_object_get(rec, "backup_id")), id);
+    assert_string_equal(json_string_value(json_object_get(rec, "cluster")), "payments/billing-old");
+    assert_int_equal(json_array_size(logs), 3);
+    static const char *const want[][3] = {
+        {"2026-11-21T10:00:00.100Z", "info", "started (pg_basebackup, scheduled)"},
+        {"2026-11-21T10:00:02.100Z", "info", "progress: 45%, 812.3 MiB read, 97.1 MiB stored"},
+        {"2026-11-21T10:05:00.000Z", "error", "pg_basebackup: could not connect"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        json_t *l = json_array_get(logs, i);
+        assert_string_equal(json_string_value(json_object_get(l, "at")), want[i][0]);
+        assert_string_equal(json_string_value(json_object_get(l, "level")), want[i][1]);
+        assert_string_equal(json_string_value(json_object_get(l, "line")), want[i][2]);
+        assert_int_equal(json_object_size(l), 3);
+    }
+    json_decref(j);
+
+    /* bounded per backup: the newest lines stay */
+    for (int round = 0; round < 2; round++) {
+        json_t *many = json_array();
+        for (int i = 0; i < RV_BACKUPS_LOG_LINES_MAX / 2 + 2; i++) {
+            char at[32], line[32];
+            int k = round * (RV_BACKUPS_LOG_LINES_MAX / 2 + 2) + i;
+            snprintf(at, sizeof(at), "2026-11-21T11:%02d:%02d.%03dZ", k / 600, (k / 10) % 60,
+                     (k % 10) * 100);
+            snprintf(line, sizeof(line), "line %d", k);
+            json_array_append_new(many, log_line(id, at, "debug", line));
+        }
+        ingest_logs(f, "payments/billing-old", json_array(), many, 0,
+                    RV_BACKUPS_LOG_LINES_MAX / 2 + 2);
+    }
+    j = show(f, id);
+    logs = json_object_get(j, "logs");
+    assert_int_equal(json_array_size(logs), RV_BACKUPS_LOG_LINES_MAX);
+    char last[32];
+    snprintf(last, sizeof(last), "line %d", RV_BACKUPS_LOG_LINES_MAX + 3);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(logs, RV_BACKUPS_LOG_LINES_MAX - 1), "line")),
+                        last);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(logs, 0), "line")),
+                        "line 4");
+    json_decref(j);
+
+    /* a record without lines; an unknown id */
+    ingest(f,
+           json_pack("[o]",
+                     record("20261121T120000Z-0000000c", "succeeded", "2026-11-21T12:00:00.000Z",
+                            "2026-11-21T12:01:00.000Z", "scheduled")),
+           NULL, 1);
+    j = show(f, "20261121T120000Z-0000000c");
+    assert_int_equal(json_array_size(json_object_get(j, "logs")), 0);
+    json_decref(j);
+    assert_int_equal(backups_show(&j, f->b, "20261121T999999Z-nope", &err), RV_ENOTFOUND);
+    assert_null(j);
+    assert_string_equal(err.msg, "no backup '20261121T999999Z-nope' is known to reeve; 'reeve "
+                                 "backups list' shows the known ones");
 }
 
 /* Write an encoded object like an agent would. */
@@ -1209,10 +1430,12 @@ int main(void)
         cmocka_unit_test(test_config_sections),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_record_validation),
+        cmocka_unit_test(test_log_validation),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_pick_table),
         cmocka_unit_test_setup_teardown(test_agent_config_and_restore, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_requests, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(test_logs_storage, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_verify, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_verify_s3, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(test_check_refs, db_setup, db_teardown),

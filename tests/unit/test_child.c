@@ -67,8 +67,9 @@ static void test_tail_bounded(void **state)
     struct rv_error err = {0};
     char line[64];
     (void)state;
-    assert_int_equal(sh(&r, "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done; "
-                            "echo last",
+    assert_int_equal(sh(&r,
+                        "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done; "
+                        "echo last",
                         10000, 100, NULL, &err),
                      0);
     assert_int_equal(r.exit_code[0], 0);
@@ -193,11 +194,8 @@ static void test_spawn_pipes(void **state)
     int status = -1;
     (void)state;
     const char *argv[] = {"/bin/sh", "-c", "tr a-z A-Z; exit 5", NULL};
-    struct child_spec s = {.argv = argv,
-                           .envp = env,
-                           .in = CHILD_IO_PIPE,
-                           .out = CHILD_IO_PIPE,
-                           .err = CHILD_IO_NULL};
+    struct child_spec s = {
+        .argv = argv, .envp = env, .in = CHILD_IO_PIPE, .out = CHILD_IO_PIPE, .err = CHILD_IO_NULL};
     assert_int_equal(child_spawn(&c, &s, -1, &err), 0);
     assert_true(c.in >= 0 && c.out >= 0 && c.err == -1);
     assert_int_equal(write(c.in, "abc\n", 4), 4);
@@ -258,6 +256,33 @@ static void test_uid_switch(void **state)
     child_result_release(&r);
 }
 
+/* With the caller's stdin closed, /dev/null opens as descriptor 0: the
+ * child must still get it as its stdin. */
+static void test_stdio_closed(void **state)
+{
+    struct child c = CHILD_INIT;
+    struct rv_error err = {0};
+    char got[64] = {0};
+    int status = -1;
+    (void)state;
+    const char *argv[] = {"/bin/sh", "-c", "cat && echo ok", NULL};
+    struct child_spec s = {.argv = argv, .envp = env, .out = CHILD_IO_PIPE, .err = CHILD_IO_NULL};
+    int saved = dup(0);
+    assert_true(saved >= 0);
+    close(0);
+    int rc = child_spawn(&c, &s, -1, &err);
+    assert_int_equal(dup2(saved, 0), 0);
+    close(saved);
+    assert_int_equal(rc, 0);
+    size_t n = 0;
+    for (ssize_t k; (k = read(c.out, got + n, sizeof got - 1 - n)) > 0;)
+        n += (size_t)k;
+    assert_int_equal(child_reap(&status, &c, child_now_ms() + 5000, NULL), 0);
+    assert_int_equal(child_exit_code(status), 0);
+    assert_string_equal(got, "ok\n");
+    child_release(&c);
+}
+
 /* A detached program is in its own session and not our child. */
 static void test_detached(void **state)
 {
@@ -304,10 +329,16 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_codes),  cmocka_unit_test(test_tail_bounded),
-        cmocka_unit_test(test_timeout_kills_group), cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_pipeline),    cmocka_unit_test(test_spawn_pipes),
-        cmocka_unit_test(test_uid_switch),  cmocka_unit_test(test_env), cmocka_unit_test(test_detached),
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_tail_bounded),
+        cmocka_unit_test(test_timeout_kills_group),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_spawn_pipes),
+        cmocka_unit_test(test_uid_switch),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_detached),
+        cmocka_unit_test(test_stdio_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -563,6 +563,12 @@ static void test_parameters_reload_vs_restart(void **state)
     assert_false(plan_param_needs_restart("mariadb", "10.11", "innodb_buffer_pool_size"));
     assert_false(plan_param_needs_restart("mariadb", "10.11", "innodb_log_file_size")); /* dynamic since 10.9 */
     assert_true(plan_param_needs_restart("mariadb", "10.11", "innodb-buffer-pool-instances"));
+    /* the 10.11 catalog: static variables restart, dynamic ones do not */
+    assert_true(plan_param_needs_restart("mariadb", "10.11", "innodb_log_buffer_size"));
+    assert_true(plan_param_needs_restart("mariadb", "11.4", "performance_schema"));
+    assert_false(plan_param_needs_restart("mariadb", "10.11", "long_query_time"));
+    /* PostgreSQL: an extension's parameter the catalog lacks reloads */
+    assert_false(plan_param_needs_restart("postgresql", "16", "pg_stat_statements.track"));
 }
 
 static void test_users(void **state)

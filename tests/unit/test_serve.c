@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "backups.h"
 #include "buf.h"
 #include "config.h"
 #include "crypto.h"
@@ -617,6 +618,63 @@ static void test_metrics(void **state)
     buf_release(&r.body);
 }
 
+/* GET /api/v1/backups/<id>: a record with its agent's log lines (put into
+ * state.db the way POST /v1/agents/backups stores them), 404 for an
+ * unknown id or a malformed path. */
+static void test_backup_show_route(void **state)
+{
+    (void)state;
+    NEED_WORLD();
+    struct rv_error err = {0};
+    struct backups *b = NULL;
+    char db_path[512];
+    size_t n = 0, nl = 0;
+    struct resp r;
+    snprintf(db_path, sizeof(db_path), "%s/state.db", W.cfg.data_dir);
+    assert_int_equal(backups_open(&b, db_path, &W.cfg, &err), 0);
+    json_t *body = json_loads(
+        "{\"records\":[{\"backup_id\":\"20261121T080501Z-3fa9c2d1\",\"cluster\":\"shop/db\","
+        "\"type\":\"full\",\"schedule\":\"manual\",\"status\":\"failed\","
+        "\"error\":\"pg_basebackup: could not connect\","
+        "\"started_at\":\"2026-11-21T08:05:01.000Z\"}],"
+        "\"logs\":[{\"backup_id\":\"20261121T080501Z-3fa9c2d1\","
+        "\"at\":\"2026-11-21T08:05:01.100Z\",\"level\":\"info\",\"line\":\"started (pg_basebackup, "
+        "manual)\"},"
+        "{\"backup_id\":\"20261121T080501Z-3fa9c2d1\",\"at\":\"2026-11-21T08:05:03.000Z\","
+        "\"level\":\"error\",\"line\":\"pg_basebackup: could not connect\"}]}",
+        0, NULL);
+    assert_non_null(body);
+    assert_int_equal(backups_ingest_logs(&n, &nl, b, "shop/db", body, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(nl, 2);
+    json_decref(body);
+    backups_free(b);
+
+    http(&r, "GET", "/api/v1/backups/20261121T080501Z-3fa9c2d1", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_loads(body_of(&r), 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "record"), "error")),
+                        "pg_basebackup: could not connect");
+    json_t *logs = json_object_get(j, "logs");
+    assert_int_equal(json_array_size(logs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(logs, 0), "line")),
+                        "started (pg_basebackup, manual)");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(logs, 1), "level")),
+                        "error");
+    json_decref(j);
+    buf_release(&r.body);
+
+    http(&r, "GET", "/api/v1/backups/20261121T999999Z-nope", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(body_of(&r), "no backup '20261121T999999Z-nope' is known to reeve"));
+    buf_release(&r.body);
+    http(&r, "GET", "/api/v1/backups/a%2Fb", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(body_of(&r), "GET /api/v1/backups/<id>"));
+    buf_release(&r.body);
+}
+
 static void test_merge_gets_apply_pending(void **state)
 {
     (void)state;
@@ -662,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_plan_page_matches_reeve_plan),
         cmocka_unit_test(test_duplicate_delivery),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_backup_show_route),
         cmocka_unit_test(test_merge_gets_apply_pending),
         cmocka_unit_test(test_restart_reposts_nothing),
     };
