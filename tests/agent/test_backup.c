@@ -2,8 +2,8 @@
  * the local backup database (secrets sealed at rest), a full backup into a
  * local store with its record and manifest, retention, WAL archiving
  * through the reeve-agent binary (archive_command and wal-fetch), a backup
- * killed with SIGKILL mid-upload, and the scheduler running with and
- * without a (fake) reconciler.
+ * killed with SIGKILL mid-upload, the scheduler running with and without a
+ * (fake) reconciler, and the hooks (pre/post scripts, notifications).
  *
  * One server "bk-0" on 127.0.11.1, under /tmp/reeve-backup-test-XXXXXX; when
  * run as root the server runs as postgres. The tests run in order and share
@@ -1061,13 +1061,272 @@ static void test_s3_destination(void **state)
     store_config(f, "d8", "pg_basebackup");
 }
 
+/* --- hooks: pre/post scripts and notifications --- */
+
+/* Store the configuration with `extra` (stolen) merged into its backup
+ * section, as the scheduler would. */
+static void store_config_with(struct fixture *f, const char *digest, const char *method,
+                              json_t *extra)
+{
+    struct backup_ctx c;
+    struct rv_error err = {0};
+    char *text = config_json(f, digest, method, "[]", "null");
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    assert_non_null(extra);
+    assert_int_equal(json_object_update(json_object_get(j, "backup"), extra), 0);
+    if (backup_ctx_open(&c, &f->cfg, true, &err) != 0 && c.db == NULL)
+        fail_msg("ctx: %s", err.msg);
+    if (backup_db_config_save(c.db, j, NULL, &err) != 0)
+        fail_msg("save: %s", err.msg);
+    backup_ctx_release(&c);
+    json_decref(extra);
+    json_decref(j);
+    free(text);
+}
+
+/* A hook command: writes its environment to <dir>/<name>.env, the time in
+ * nanoseconds to <name>.ns, appends <name> to <dir>/seq, then runs `tail`. */
+static void hook_cmd(char *out, size_t cap, const char *dir, const char *name, const char *tail)
+{
+    snprintf(out, cap,
+             "D='%s'; env > \"$D/%s.env\"; id -un > \"$D/%s.user\"; date +%%s%%N > \"$D/%s.ns\"; "
+             "echo %s >> \"$D/seq\"%s",
+             dir, name, name, name, name, tail);
+}
+
+static json_t *hooks_json(const char *dir, const char *pre_tail)
+{
+    char pre[512], post[512], ok[512], bad[512];
+    hook_cmd(pre, sizeof(pre), dir, "pre", pre_tail);
+    hook_cmd(post, sizeof(post), dir, "post", "");
+    hook_cmd(ok, sizeof(ok), dir, "ok", "");
+    hook_cmd(bad, sizeof(bad), dir, "failed", "");
+    return json_pack("{s:s,s:s,s:{s:s,s:s}}", "pre_script", pre, "post_script", post, "notify",
+                     "success", ok, "failure", bad);
+}
+
+static void hooks_reset(const char *dir)
+{
+    const char *names[] = {"pre", "post", "ok", "failed"};
+    char path[256];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/%s.env", dir, names[i]);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/%s.ns", dir, names[i]);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/%s.user", dir, names[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof(path), "%s/seq", dir);
+    unlink(path);
+}
+
+/* The text of <dir>/<file> ("" when absent). */
+static void read_in(char *out, size_t cap, const char *dir, const char *file)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp != NULL ? fread(out, 1, cap - 1, fp) : 0;
+    out[n] = '\0';
+    if (fp != NULL)
+        fclose(fp);
+}
+
+/* Assert that `key` has the value `want` in <dir>/<name>.env. */
+static void assert_env(const char *dir, const char *name, const char *key, const char *want)
+{
+    char file[64], text[16384], needle[1200];
+    snprintf(file, sizeof(file), "%s.env", name);
+    read_in(text, sizeof(text), dir, file);
+    if (text[0] == '\0')
+        fail_msg("%s/%s was not written: the %s hook did not run", dir, file, name);
+    snprintf(needle, sizeof(needle), "\n%s=%s\n", key, want);
+    /* env lines: match whole lines, the first one too */
+    char framed[sizeof(text) + 2];
+    snprintf(framed, sizeof(framed), "\n%s", text);
+    if (strstr(framed, needle) == NULL)
+        fail_msg("%s hook: no line '%s=%s' in its environment:\n%s", name, key, want, text);
+}
+
+static int64_t ns_in(const char *dir, const char *name)
+{
+    char file[64], text[64];
+    snprintf(file, sizeof(file), "%s.ns", name);
+    read_in(text, sizeof(text), dir, file);
+    return text[0] != '\0' ? strtoll(text, NULL, 10) : -1;
+}
+
+static bool hook_ran(const char *dir, const char *name)
+{
+    return ns_in(dir, name) >= 0;
+}
+
+static int64_t mtime_ns(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return -1;
+    return (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+}
+
+/* The environment and user of one hook run of backup `id`. */
+static void check_hook_env(const char *dir, const char *name, const char *id, const char *status,
+                           const char *loc)
+{
+    char path[64], text[16384], user[64], want[64];
+    assert_env(dir, name, "REEVE_BACKUP_ID", id);
+    assert_env(dir, name, "REEVE_CLUSTER", "t/db");
+    assert_env(dir, name, "REEVE_NODE", "bk-0");
+    assert_env(dir, name, "REEVE_STATUS", status);
+    assert_env(dir, name, "REEVE_LOCATION", loc);
+    assert_env(dir, name, "LC_ALL", "C");
+    assert_env(dir, name, "HOME", "/");
+    /* ... run as the server's OS user ... */
+    snprintf(path, sizeof(path), "%s.user", name);
+    read_in(user, sizeof(user), dir, path);
+    snprintf(want, sizeof(want), "%s\n", tu_pg_os_user() != NULL ? tu_pg_os_user() : "");
+    if (tu_pg_os_user() != NULL)
+        assert_string_equal(user, want);
+    /* ... with nothing secret. */
+    snprintf(path, sizeof(path), "%s.env", name);
+    read_in(text, sizeof(text), dir, path);
+    assert_null(strstr(text, "PGPASSWORD"));
+    assert_null(strstr(text, KEY_HEX));
+    assert_null(strstr(text, "REEVE_TEST_REPL_PW"));
+}
+
+/* Success: pre, the backup, post, then the success notification. */
+static void hooks_success(struct fixture *f, const char *dir)
+{
+    struct backup_ctx c;
+    struct rv_error err = {0};
+    json_t *rec = NULL;
+    char seq[256], path[256], loc[256];
+    store_config_with(f, "h1", "pg_basebackup", hooks_json(dir, ""));
+    if (backup_ctx_open(&c, &f->cfg, true, &err) != 0)
+        fail_msg("ctx: %s", err.msg);
+    if (backup_role_ensure(&c, true, &err) != 0)
+        fail_msg("role: %s", err.msg);
+    if (backup_full(&rec, &c, "manual", &err) != 0)
+        fail_msg("backup with hooks: %s", err.msg);
+    const char *id = json_string_value(json_object_get(rec, "backup_id"));
+    assert_string_equal(json_string_value(json_object_get(rec, "status")), "succeeded");
+    read_in(seq, sizeof(seq), dir, "seq");
+    assert_string_equal(seq, "pre\npost\nok\n");
+    snprintf(loc, sizeof(loc), "file://%s/base/%s/data", f->store, id);
+    check_hook_env(dir, "pre", id, "running", loc);
+    check_hook_env(dir, "post", id, "succeeded", loc);
+    check_hook_env(dir, "ok", id, "succeeded", loc);
+    assert_env(dir, "ok", "REEVE_ERROR", "");
+    /* The pre script ran before the data was written, the post script
+     * after the manifest (file times lag the clock by a tick at most). */
+    snprintf(path, sizeof(path), "%s/base/%s/data", f->store, id);
+    int64_t data_ns = mtime_ns(path);
+    snprintf(path, sizeof(path), "%s/base/%s/manifest.json", f->store, id);
+    int64_t manifest_ns = mtime_ns(path);
+    int64_t pre_ns = ns_in(dir, "pre"), post_ns = ns_in(dir, "post");
+    assert_true(data_ns > 0 && manifest_ns > 0 && pre_ns > 0);
+    if (!(pre_ns < data_ns))
+        fail_msg("pre script at %lld ns, data written at %lld ns", (long long)pre_ns,
+                 (long long)data_ns);
+    if (!(manifest_ns <= post_ns))
+        fail_msg("post script at %lld ns, manifest written at %lld ns", (long long)post_ns,
+                 (long long)manifest_ns);
+    assert_false(hook_ran(dir, "failed"));
+    json_decref(rec);
+    backup_ctx_release(&c);
+}
+
+/* A failing backup (the external tool exits 1): the failure notification
+ * with the error; no post script, no success notification. */
+static void hooks_backup_fails(struct fixture *f, const char *dir)
+{
+    struct backup_ctx c;
+    struct rv_error err = {0};
+    json_t *rec = NULL;
+    char seq[256];
+    json_t *x = hooks_json(dir, "");
+    json_object_set_new(x, "args", json_pack("[s,s]", "-c", "echo tool-broke >&2; exit 1"));
+    store_config_with(f, "h2", "external", x);
+    if (backup_ctx_open(&c, &f->cfg, true, &err) != 0)
+        fail_msg("ctx: %s", err.msg);
+    assert_int_equal(backup_full(&rec, &c, "manual", &err), RV_ECHILD);
+    assert_string_equal(err.msg, "external failed (exit 1): tool-broke");
+    const char *id = json_string_value(json_object_get(rec, "backup_id"));
+    assert_string_equal(json_string_value(json_object_get(rec, "status")), "failed");
+    read_in(seq, sizeof(seq), dir, "seq");
+    assert_string_equal(seq, "pre\nfailed\n");
+    check_hook_env(dir, "failed", id, "failed",
+                   json_string_value(json_object_get(rec, "location")));
+    assert_env(dir, "failed", "REEVE_ERROR", err.msg);
+    assert_false(hook_ran(dir, "ok"));
+    assert_false(hook_ran(dir, "post"));
+    json_decref(rec);
+    backup_ctx_release(&c);
+}
+
+/* A pre script that exits non-zero fails the backup before it starts: a
+ * plain message, nothing written, the failure notification. */
+static void hooks_pre_fails(struct fixture *f, const char *dir)
+{
+    struct backup_ctx c;
+    struct rv_error err = {0}, e2 = {0};
+    json_t *rec = NULL, *stored = NULL;
+    char seq[256], key[96];
+    int64_t size = 0;
+    store_config_with(f, "h3", "pg_basebackup",
+                      hooks_json(dir, "; echo 'volume not mounted' >&2; exit 3"));
+    if (backup_ctx_open(&c, &f->cfg, true, &err) != 0)
+        fail_msg("ctx: %s", err.msg);
+    assert_int_equal(backup_full(&rec, &c, "manual", &err), RV_ECHILD);
+    assert_string_equal(err.msg, "pre script failed (exit 3): volume not mounted");
+    const char *id = json_string_value(json_object_get(rec, "backup_id"));
+    assert_string_equal(json_string_value(json_object_get(rec, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(rec, "error")), err.msg);
+    assert_int_equal(backup_db_record_get(&stored, c.db, id, &e2), 0);
+    assert_string_equal(json_string_value(json_object_get(stored, "status")), "failed");
+    json_decref(stored);
+    snprintf(key, sizeof(key), "base/%s/data", id);
+    assert_int_equal(c.store->stat(c.store, key, &size, &e2), RV_ENOTFOUND);
+    snprintf(key, sizeof(key), "base/%s/manifest.json", id);
+    assert_int_equal(c.store->stat(c.store, key, &size, &e2), RV_ENOTFOUND);
+    read_in(seq, sizeof(seq), dir, "seq");
+    assert_string_equal(seq, "pre\nfailed\n");
+    check_hook_env(dir, "failed", id, "failed",
+                   json_string_value(json_object_get(rec, "location")));
+    assert_env(dir, "failed", "REEVE_ERROR", err.msg);
+    json_decref(rec);
+    backup_ctx_release(&c);
+}
+
+static void test_hooks(void **state)
+{
+    struct fixture *f = *state;
+    char dir[160];
+    TU_SKIP_WITHOUT_PG();
+    f->dest[0] = '\0'; /* the local store, whatever an earlier test left */
+    /* The hooks run as the server's OS user: their directory is its. */
+    snprintf(dir, sizeof(dir), "%s/hooks", f->base);
+    mkdir(dir, 0700);
+    if (tu_pg_os_user() != NULL)
+        assert_int_equal(tu_chown(dir, tu_pg_os_user()), 0);
+    hooks_success(f, dir);
+    hooks_reset(dir);
+    hooks_backup_fails(f, dir);
+    hooks_reset(dir);
+    hooks_pre_fails(f, dir);
+    store_config(f, "h4", "pg_basebackup"); /* no hooks for what follows */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_db),      cmocka_unit_test(test_full_backup),
         cmocka_unit_test(test_wal_roundtrip),  cmocka_unit_test(test_kill_mid_upload),
         cmocka_unit_test(test_scheduler),      cmocka_unit_test(test_prefer_replica),
-        cmocka_unit_test(test_s3_destination),
+        cmocka_unit_test(test_s3_destination), cmocka_unit_test(test_hooks),
     };
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
