@@ -194,6 +194,15 @@ static int read_data_file(const struct mdb_engine *e, const char *name, char *pa
     return rc;
 }
 
+/* A file reeve writes into the data directory: one not written yet reads
+ * as empty (out->data stays NULL). */
+static int read_own_file(const struct mdb_engine *e, const char *name, char *path, size_t cap,
+                         struct buf *out, struct rv_error *err)
+{
+    int rc = read_data_file(e, name, path, cap, out, err);
+    return rc == RV_ENOTFOUND ? 0 : rc;
+}
+
 /* The data directory must not exist or be empty before install or a clone;
  * *exists says whether it is there. */
 static int check_empty_dir(const char *path, bool *exists, struct rv_error *err)
@@ -409,12 +418,9 @@ static int read_reeve_state(struct mdb_engine *e, struct rv_error *err)
 {
     struct buf b = BUF_INIT;
     char path[RV_MDB_PATH_MAX + 32];
-    int rc = read_data_file(e, "reeve.cnf", path, sizeof path, &b, err);
-    if (rc != 0) {
-        if (rc == RV_ENOTFOUND)
-            rc = 0; /* nothing written yet */
+    int rc = read_own_file(e, "reeve.cnf", path, sizeof path, &b, err);
+    if (rc != 0 || b.data == NULL)
         goto out;
-    }
     char *save = NULL;
     for (char *line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char val[32];
@@ -479,12 +485,9 @@ static int read_params(const struct mdb_engine *e, struct param_set *s, struct r
 {
     struct buf b = BUF_INIT;
     char path[RV_MDB_PATH_MAX + 32];
-    int rc = read_data_file(e, "reeve-params.cnf", path, sizeof path, &b, err);
-    if (rc != 0) {
-        if (rc == RV_ENOTFOUND)
-            rc = 0; /* nothing written yet */
+    int rc = read_own_file(e, "reeve-params.cnf", path, sizeof path, &b, err);
+    if (rc != 0 || b.data == NULL)
         goto out;
-    }
     char *save = NULL;
     for (char *line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#' || line[0] == '[' || line[0] == '\0')
